@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -130,12 +131,45 @@ def test_the_converted_folder_is_named_by_weights_and_builder(weights):
     folder = converted_dir(MODEL, weights)
     assert folder.parent == cache_root() / "embedded"
     assert folder.name.startswith(f"{MODEL}-int4-fgu-{file_digest(weights)}-ogb")
+    assert converted_dir(MODEL, weights, "int8").name.startswith(f"{MODEL}-int8-fgu-")  # other precision
     weights.write_bytes(b"GGUF" + bytes(101))  # other weights, another folder
     assert converted_dir(MODEL, weights) != folder
 
 
+def test_each_precision_is_converted_into_its_own_folder(weights):
+    calls: list[Path] = []
+    int4 = ensure_converted(MODEL, weights, converter=fake_converter(calls))
+    int8 = ensure_converted(MODEL, weights, "int8", converter=fake_converter(calls))
+    assert int4 != int8 and len(calls) == 2
+    assert ensure_converted(MODEL, weights, "int8", converter=fake_converter(calls)) == int8
+    assert len(calls) == 2
+
+
+def test_the_builder_is_asked_for_the_chosen_precision(monkeypatch, tmp_path):
+    commands: list[list[str]] = []
+
+    def run(command, **kwargs):
+        commands.append(command)
+        if "onnxruntime_genai.models.builder" in command:
+            out = Path(command[command.index("-o") + 1])
+            out.mkdir(parents=True)
+            (out / "genai_config.json").write_text("{}")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr("qednano.llm.embedded.subprocess.run", run)
+    convert(tmp_path / "model.gguf", tmp_path / "onnx", "int8")
+    builder = commands[-1]
+    assert builder[builder.index("-p") + 1] == "int8"
+
+
+def test_precision_is_part_of_the_backend_identity(weights):
+    assert EmbeddedBackend(MODEL, weights).identity != EmbeddedBackend(MODEL, weights, "int8").identity
+    with pytest.raises(ValueError, match="int4, int8"):
+        EmbeddedBackend(MODEL, weights, "fp8")
+
+
 def fake_converter(calls: list[Path], delay_s: float = 0.0):
-    def convert(gguf: Path, out: Path) -> None:
+    def convert(gguf: Path, out: Path, precision: str) -> None:
         calls.append(out)
         time.sleep(delay_s)
         out.mkdir()
@@ -148,7 +182,7 @@ def test_concurrent_first_uses_convert_once(weights):
     calls: list[Path] = []
     results: list[Path] = []
     convert = fake_converter(calls, delay_s=0.3)
-    threads = [threading.Thread(target=lambda: results.append(ensure_converted(MODEL, weights, convert)))
+    threads = [threading.Thread(target=lambda: results.append(ensure_converted(MODEL, weights, converter=convert)))
                for _ in range(3)]
     for thread in threads:
         thread.start()
@@ -156,19 +190,19 @@ def test_concurrent_first_uses_convert_once(weights):
         thread.join()
     assert len(calls) == 1
     assert results == [converted_dir(MODEL, weights)] * 3
-    assert ensure_converted(MODEL, weights, fake_converter(calls)) == results[0]
+    assert ensure_converted(MODEL, weights, converter=fake_converter(calls)) == results[0]
     assert len(calls) == 1  # converted folders are reused
     leftovers = [p.name for p in results[0].parent.iterdir() if p.name.startswith(".converting")]
     assert leftovers == []  # the work folder is gone
 
 
 def test_a_failed_conversion_leaves_no_folder_behind(weights):
-    def broken(gguf: Path, out: Path) -> None:
+    def broken(gguf: Path, out: Path, precision: str) -> None:
         out.mkdir()
         raise RuntimeError("builder crashed")
 
     with pytest.raises(RuntimeError, match="builder crashed"):
-        ensure_converted(MODEL, weights, broken)
+        ensure_converted(MODEL, weights, converter=broken)
     assert sorted(p.name for p in converted_dir(MODEL, weights).parent.iterdir()) == [
         f"{converted_dir(MODEL, weights).name}.lock"
     ]
@@ -343,3 +377,14 @@ async def test_max_tokens_ends_with_length(smollm2):
 async def test_a_prompt_longer_than_the_context_is_a_context_length_failure(smollm2):
     done = await smollm2.complete([{"role": "user", "content": "hi " * 9000}], Sampling(max_tokens=4))
     assert not done.ok and done.error_kind == "context_length"
+
+
+@pytest.mark.slow
+async def test_the_int8_model_file_converts_and_generates():
+    from qednano.llm.registry import load_model
+
+    model = load_model("smollm2-int8")
+    assert model.backend.identity.startswith(f"embedded|{MODEL}|int8|")
+    done = await model.complete(PROOF, Sampling(temperature=0, max_tokens=8))
+    await model.backend.aclose()
+    assert done.ok and done.content.strip() and done.usage.completion_tokens == 8

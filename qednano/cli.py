@@ -133,7 +133,6 @@ def solve(
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
     from qednano.problems.record import Problem
     from qednano.runs import Run, default_run_dir, redact
-    from qednano.scaffolds.direct import Direct
     from qednano.scaffolds.registry import load_scaffold
 
     statement = read_problem_text(problem)
@@ -142,7 +141,7 @@ def solve(
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
     overrides = parse_overrides(set_, turns=turns)
     with user_errors():
-        solver = Direct(llm) if scaffold == "direct" and not overrides else load_scaffold(scaffold, llm, overrides)
+        solver = load_scaffold(scaffold, llm, overrides)
     config = {"problem": statement, "model": model, "scaffold": scaffold, "scaffold_params": overrides,
               "sampling": sampling.model_dump(exclude_unset=True), "sample": sample}
     with Run(out or default_run_dir("solve", Path(model).stem), "solve", config, models=[llm]) as run:
@@ -287,17 +286,19 @@ def report(
     from qednano.reports import compare as comparing
     from qednano.reports.report import build_report, render_markdown, render_terminal
 
-    with user_errors():
+    if compare and len(runs) != 2:
+        raise fail(f"--compare takes exactly two runs, got {len(runs)}")
+    with user_errors():  # unreadable runs, mixed scales and duplicate samples are one error line
         loaded = [load_records(path) for path in runs]
+        if compare:
+            (a, _), (b, _) = loaded
+            result = comparing.compare_runs(a, b, a_name=runs[0].name, b_name=runs[1].name)
+        else:
+            built = [build_report(records, manifest, pass_threshold=pass_threshold) for records, manifest in loaded]
     if compare:
-        if len(loaded) != 2:
-            raise fail(f"--compare takes exactly two runs, got {len(loaded)}")
-        (a, _), (b, _) = loaded
-        result = comparing.compare_runs(a, b, a_name=runs[0].name, b_name=runs[1].name)
         comparing.render_terminal(result, console)
         outputs = (comparing.render_markdown(result), result.model_dump_json(indent=2))
     else:
-        built = [build_report(records, manifest, pass_threshold=pass_threshold) for records, manifest in loaded]
         for one in built:
             render_terminal(one, console)
         outputs = ("\n\n".join(render_markdown(r) for r in built), "[" + ",".join(r.model_dump_json() for r in built) + "]")
@@ -320,10 +321,11 @@ def scaling(
     if label and len(label) != len(runs):
         raise fail(f"give one --label per run ({len(runs)}), or none")
     settings = []
-    for index, path in enumerate(runs):
-        records, manifest = load_records(path)
-        settings.append((label[index] if label else setting_label(manifest, path), records))
-    table, plot = scaling_report(settings, out)
+    with user_errors():  # unreadable runs and repeated labels are one error line
+        for index, path in enumerate(runs):
+            records, manifest = load_records(path)
+            settings.append((label[index] if label else setting_label(manifest, path), records))
+        table, plot = scaling_report(settings, out)
     console.print(Markdown(table.read_text()))
     console.print(f"plot: [bold]{plot}[/]")
 

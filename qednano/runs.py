@@ -90,14 +90,11 @@ class Run:
         self.models = models or []
         self.started = now()
         self._t0 = time.monotonic()
-        self.previous = self._read_previous()
+        self.previous = read_manifest(self.path) or {}  # the manifest of the run this one resumes
 
     @property
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
-
-    def _read_previous(self) -> dict[str, Any] | None:
-        return read_manifest(self.path)
 
     def totals(self) -> dict[str, Any]:
         per_model = {m.name: m.meter.as_dict() for m in self.models}
@@ -106,14 +103,14 @@ class Run:
         return {"models": per_model, "tokens": tokens, "cost_usd": round(cost, 6)}
 
     def manifest(self, status: str) -> dict[str, Any]:
-        resumes = (self.previous or {}).get("resumes", -1) + 1 if self.previous else 0
+        resumes = self.previous.get("resumes", -1) + 1  # 0 for a fresh run
         return redact({
             "command": self.command,
             "argv": sys.argv,
             "config": self.config,
             "status": status,
             "started": self.started,
-            "first_started": (self.previous or {}).get("first_started", self.started),
+            "first_started": self.previous.get("first_started", self.started),
             "ended": None if status == "running" else now(),
             "wall_s": round(time.monotonic() - self._t0, 3),
             "resumes": resumes,

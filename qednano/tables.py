@@ -24,3 +24,8 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    """A table cell for a number that may be missing: "-" rather than a misleading 0."""
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -141,7 +141,6 @@ class Received:
     body: dict
     headers: dict[str, str]
     arrived: float  # time.monotonic() when the request came in
-    fault: str
 
 
 class FaultServer:
@@ -168,7 +167,6 @@ class FaultServer:
     async def __aenter__(self) -> FaultServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/v1/models", self._models)
         # Handlers of hung requests return when the server stops, so a short shutdown suffices.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -182,13 +180,10 @@ class FaultServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
-
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         fault = self.script.popleft() if self.script else self.respond(body)
-        self.requests.append(Received(body, dict(request.headers), time.monotonic(), fault.kind))
+        self.requests.append(Received(body, dict(request.headers), time.monotonic()))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -29,6 +29,7 @@ def test_solve_reads_a_problem_file(scripted_registry, tmp_path):
     problem = tmp_path / "p.txt"
     problem.write_text("Prove there are infinitely many primes.")
     result = runner.invoke(app, ["solve", str(problem), "-m", "echo", "--no-cache"])
+    assert result.exit_code == 0, result.output
     assert "infinitely many primes" in result.output
 
 

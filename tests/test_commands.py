@@ -88,6 +88,18 @@ def test_eval_answerbench_checks_boxed_answers(scripts, tmp_path):
     assert report["max_score"] == 1.0 and report["mean_points"] == pytest.approx(0.5)
 
 
+def test_eval_answerbench_asks_for_a_boxed_answer_even_with_scaffold_params(scripts, tmp_path, monkeypatch):
+    prompts = []
+
+    def recording(messages, sampling):
+        prompts.append(messages[-1]["content"])
+        return answerer(messages, sampling)
+
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "answerer", recording)
+    invoke("eval", "--bench", "imo-answerbench", "-m", "answerer", "--limit", 2, "--set", "max_tokens=64", "--out", tmp_path / "a")
+    assert len(prompts) == 2 and all("\\boxed{answer}" in prompt for prompt in prompts)
+
+
 def reference_rows():
     problems = load_problems("imo-proofbench", limit=3)
     rows = []
@@ -114,6 +126,10 @@ def test_grade_a_reference_format_file_and_report_it_like_the_harness(scripts, t
     assert json.loads((tmp_path / "r.json").read_text())[0]["mean_points"] == pytest.approx(harness_mean)
     assert "ungraded" in result.output
 
+    # The same --out with another grading prompt would mix two graders' grades: refused.
+    again = runner.invoke(app, ["grade", str(generations), "-g", "grader", "--variant", "strict", "--out", str(tmp_path / "graded")])
+    assert again.exit_code == 2 and "different variant" in again.output
+
 
 def test_compare_two_runs(scripts, tmp_path):
     for name in ("a", "b"):
@@ -136,6 +152,8 @@ def test_scaling_report_over_turn_counts(scripts, tmp_path):
     assert (tmp_path / "scaling" / "scaling.png").stat().st_size > 1000
     table = (tmp_path / "scaling" / "scaling.md").read_text()
     assert re.search(r"rc \(turns=1\)", table) and re.search(r"rc \(turns=2\)", table)
+    same = runner.invoke(app, ["scaling", str(runs[0]), str(runs[0]), "--out", str(tmp_path / "x")])
+    assert same.exit_code == 2 and "distinct labels" in same.output
 
 
 def grading_bench_csv(path):

@@ -15,7 +15,6 @@ from qednano.llm.embedded import (
     EmbeddedBackend,
     Job,
     Row,
-    cache_root,
     convert,
     converted_dir,
     cut_at_stop,
@@ -27,6 +26,7 @@ from qednano.llm.embedded import (
 )
 from qednano.llm.model import Model
 from qednano.llm.types import Sampling
+from qednano.paths import cache_root
 
 MODEL = "SmolLM2-135M-Instruct"
 

@@ -39,7 +39,7 @@ def reply_with_seed(messages, sampling):
     return f"<think>thinking about {messages[-1]['content']}</think>answer seed={sampling.seed}"
 
 
-async def test_generate_fans_out_samples_and_prices_them(tmp_path):
+async def test_generate_fans_out_samples_and_prices_them():
     backend = ScriptedBackend(reply_with_seed)
     model = Model("m", backend, prices=Prices(input=1_000_000, output=2_000_000))
     out = await model.generate(HI, Sampling(n=3, seed=10))

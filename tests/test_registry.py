@@ -57,7 +57,7 @@ def test_precision_is_only_for_embedded_models(tmp_path):
         resolve_spec(str(odd))
 
 
-def test_missing_api_key_says_which_variable(monkeypatch, tmp_path):
+def test_missing_api_key_says_which_variable(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     spec = resolve_spec("gpt-5-grader")
     with pytest.raises(ModelConfigError, match="set the environment variable OPENAI_API_KEY"):

@@ -378,6 +378,16 @@ async def test_rsa_grader_selection_picks_the_highest_grade():
     assert sorted(p for p, _ in grader.seen) == sorted(last)
 
 
+async def test_rsa_grader_selection_without_budget_to_grade_returns_the_first_member():
+    m, _ = model(brain)
+    grader = ScriptedGrader(lambda proof: float(number(proof) % 5))
+    rsa = RSA(Direct(m), m, population=2, subset=2, rounds=1, select="grader", grader=grader, budget=Budget(max_calls=4))
+    attempt = await rsa.solve(PROBLEM)
+    assert [s.role for s in attempt.steps] == ["generate"] * 2 + ["aggregate"] * 2
+    assert grader.seen == [] and "max_calls=4" in attempt.stopped_by
+    assert attempt.proof == attempt.steps[2].completion.content
+
+
 async def test_rsa_generation_failure_fails_the_attempt():
     def reply(messages, sampling):
         if kind(messages) == "solve" and sampling.seed % 2:

@@ -9,25 +9,20 @@ correlations, within-problem ordering and GRPO-advantage agreement.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from qednano.evaluate.pipeline import evaluate_pairs
+from qednano.evaluate.imported import response_attempt
 from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.run import GradingConfig, Replay, build_grader, closing
-from qednano.evaluate.store import SampleStore
+from qednano.evaluate.run import GradingConfig, grade_written
 from qednano.grading.agreement import agreement, render_markdown, render_terminal
 from qednano.llm.cache import CallCache
-from qednano.llm.registry import load_model
-from qednano.llm.types import split_reasoning
 from qednano.problems.loaders import load_rated_responses
 from qednano.problems.record import Problem
 from qednano.runs import Run, default_run_dir
-from qednano.scaffolds.base import Attempt
 
 
 class GraderBenchConfig(GradingConfig):
@@ -56,30 +51,16 @@ def rated_responses(data: str, limit: int | None) -> list[Rated]:
     return rated
 
 
-def as_attempt(row: Rated) -> Attempt:
-    _, proof, closed = split_reasoning(row.response)
-    status = "ok" if closed and proof.strip() else "no_proof"
-    return Attempt(
-        problem_id=row.problem.id, sample_index=row.sample_index, scaffold="human-rated",
-        proof=proof if status == "ok" else "", status=status,
-    )
-
-
 def run_grader_bench(config: GraderBenchConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
     rows = rated_responses(config.data, config.limit)
     if not rows:
         raise ValueError(f"{config.data}: no rated responses to grade")
-    run_dir = Path(out or default_run_dir("grader-bench", Path(config.data).stem))
-    graders = [load_model(name, cache=cache) for name in config.graders]
-    grader = build_grader("proof", config, graders)
-    work = [(row.problem, row.sample_index) for row in rows]
-    store = SampleStore(run_dir / "samples.jsonl")
     manifest_config = {**config.model_dump(mode="json"), "responses": len(rows)}
-    with Run(run_dir, "grader-bench", manifest_config, models=graders):
-        job = evaluate_pairs(work, Replay([as_attempt(row) for row in rows]), grader, store, concurrency=config.concurrency)
-        records = asyncio.run(closing(graders, job))
-    write_agreement(run_dir, rows, records, console)
-    return run_dir
+    run = Run(out or default_run_dir("grader-bench", Path(config.data).stem), "grader-bench", manifest_config)
+    written = [(row.problem, response_attempt(row.problem, row.sample_index, row.response, scaffold="human-rated")) for row in rows]
+    records = grade_written(run, written, "proof", config, config.concurrency, cache)
+    write_agreement(run.path, rows, records, console)
+    return run.path
 
 
 def write_agreement(run_dir: Path, rows: list[Rated], records: list[SampleRecord], console: Console) -> None:

@@ -23,10 +23,10 @@ from typing import Any
 from qednano.evaluate.records import SampleRecord
 from qednano.grading.record import Grade
 from qednano.llm.types import Completion, Usage, split_reasoning
-from qednano.problems.loaders import Row, open_source, responses_from
+from qednano.problems.loaders import open_source, responses_from
 from qednano.problems.record import Problem
 from qednano.reports.report import load_run
-from qednano.scaffolds.base import Attempt, Step
+from qednano.scaffolds.base import Attempt, Step, attempt_from
 
 RESPONSE_COLUMNS = ("model_solution", "response", "completion")
 
@@ -48,31 +48,26 @@ def read_generations(path: str | Path, columns: dict[str, Any] | None = None) ->
     for problem, response, row in responses_from(table, layout):
         index = seen[problem.id]
         seen[problem.id] += 1
-        rows.append(ImportedRow(problem, imported_attempt(problem, index, response, row), dict(row.values)))
+        attempt = response_attempt(problem, index, response, cost=row.values.get("cost_run"))
+        rows.append(ImportedRow(problem, attempt, dict(row.values)))
     return rows
 
 
-def imported_attempt(problem: Problem, index: int, response: str, row: Row) -> Attempt:
-    """The attempt a row records: the proof after any reasoning, its generation cost if given."""
+def spent(cost: Any) -> tuple[Usage, float]:
+    """Tokens and dollars of a reference-format cost cell ({input_tokens, output_tokens, cost})."""
+    cost = cost if isinstance(cost, dict) else {}
+    usage = Usage(prompt_tokens=int(cost.get("input_tokens") or 0), completion_tokens=int(cost.get("output_tokens") or 0))
+    return usage, float(cost.get("cost") or 0.0)
+
+
+def response_attempt(problem: Problem, index: int, response: str | None, scaffold: str = "imported", cost: Any = None) -> Attempt:
+    """The attempt a written response records: the proof after any reasoning, its cost if given."""
     reasoning, proof, closed = split_reasoning(response or "")
-    cost = row.values.get("cost_run") if isinstance(row.values.get("cost_run"), dict) else {}
+    usage, cost_usd = spent(cost)
     completion = Completion(
-        model="imported",
-        content=proof,
-        reasoning=reasoning,
-        reasoning_closed=closed,
-        usage=Usage(prompt_tokens=int(cost.get("input_tokens") or 0), completion_tokens=int(cost.get("output_tokens") or 0)),
-        cost_usd=float(cost.get("cost") or 0.0),
+        model=scaffold, content=proof, reasoning=reasoning, reasoning_closed=closed, usage=usage, cost_usd=cost_usd
     )
-    status = "ok" if closed and proof.strip() else "no_proof"
-    return Attempt(
-        problem_id=problem.id,
-        sample_index=index,
-        scaffold="imported",
-        proof=proof if status == "ok" else "",
-        status=status,
-        steps=[Step(role="imported", messages=[], completion=completion)],
-    )
+    return attempt_from(problem, index, scaffold, completion, [Step(role=scaffold, messages=[], completion=completion)])
 
 
 def read_graded(path: str | Path) -> list[SampleRecord]:
@@ -89,13 +84,9 @@ def read_graded(path: str | Path) -> list[SampleRecord]:
 
 def imported_grade(row: ImportedRow) -> Grade:
     score = row.values.get("score")
-    max_score = 1.0 if row.problem.short_answer and not row.problem.grading_guidelines else 7.0
-    cost = row.values.get("grade_cost") if isinstance(row.values.get("grade_cost"), dict) else {}
-    call = Completion(
-        model="imported-grader",
-        usage=Usage(prompt_tokens=int(cost.get("input_tokens") or 0), completion_tokens=int(cost.get("output_tokens") or 0)),
-        cost_usd=float(cost.get("cost") or 0.0),
-    )
+    max_score = 1.0 if row.problem.short_answer and not row.problem.marking_scheme_text() else 7.0  # as `file_task`
+    usage, cost_usd = spent(row.values.get("grade_cost"))
+    call = Completion(model="imported-grader", usage=usage, cost_usd=cost_usd)
     if score is None or (isinstance(score, float) and math.isnan(score)):
         return Grade(status="ungraded", max_score=max_score, grader="imported", error="no score in the file", calls=[call])
     return Grade(status="graded", score=float(score), max_score=max_score, grader="imported", calls=[call])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -22,14 +21,13 @@ from qednano.problems.record import Problem
 from qednano.scaffolds.base import Scaffold
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        transient=transient,
     )
 
 
@@ -50,11 +48,10 @@ async def evaluate(
     samples: int,
     store: SampleStore,
     concurrency: int = 32,
-    progress: Progress | None = None,
 ) -> list[SampleRecord]:
     """Run every (problem, sample) to a graded record; returns records in problem order."""
     work = [(problem, index) for problem in problems for index in range(samples)]
-    return await evaluate_pairs(work, scaffold, grader, store, concurrency, progress)
+    return await evaluate_pairs(work, scaffold, grader, store, concurrency)
 
 
 async def evaluate_pairs(
@@ -63,11 +60,10 @@ async def evaluate_pairs(
     grader: ProofGrader | None,
     store: SampleStore,
     concurrency: int = 32,
-    progress: Progress | None = None,
 ) -> list[SampleRecord]:
     """`evaluate` over explicit (problem, sample index) pairs, in their order."""
     previous = store.read()
-    bar = progress or progress_bar()
+    bar = progress_bar()
     generated = bar.add_task("generate", total=len(work))
     graded = bar.add_task("grade", total=len(work) if grader else 0, visible=grader is not None)
     gate = asyncio.Semaphore(concurrency)
@@ -88,7 +84,7 @@ async def evaluate_pairs(
                 bar.advance(graded)
             return record
 
-    with bar if progress is None else nullcontext():
+    with bar:
         records = list(await asyncio.gather(*(run_one(p, i) for p, i in work)))
     wanted = {r.key for r in records}
     leftovers = [r for key, r in previous.items() if key not in wanted]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from qednano.evaluate.imported import ImportedRow, read_generations, write_graded
-from qednano.evaluate.pipeline import evaluate_pairs
+from qednano.evaluate.pipeline import evaluate, evaluate_pairs
 from qednano.evaluate.records import SampleRecord
 from qednano.evaluate.store import SampleStore
 from qednano.grading.answer import grade_answer
@@ -32,7 +32,6 @@ from qednano.problems.record import Problem
 from qednano.reports.report import build_report, render_markdown, render_terminal
 from qednano.runs import Run, default_run_dir, read_manifest
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.direct import Direct
 from qednano.scaffolds.registry import load_scaffold
 
 Task = Literal["proof", "answer"]
@@ -104,15 +103,15 @@ def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> Pro
 
 
 def build_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
-    if config.scaffold == "direct" and not config.scaffold_params:
-        prompt = "answer" if config.resolved_task() == "answer" else "solve"
-        return Direct(prover, prompt=prompt)
+    params = dict(config.scaffold_params)
+    if config.scaffold == "direct" and config.resolved_task() == "answer":
+        params.setdefault("prompt", "answer")  # ask for a boxed answer, whatever other params are set
     roles = {"grader": grader} if grader is not None else {}
-    return load_scaffold(config.scaffold, prover, config.scaffold_params, **roles)
+    return load_scaffold(config.scaffold, prover, params, **roles)
 
 
 MUST_MATCH_ON_RESUME = (
-    "bench", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
+    "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
     "sampling",
 )
 
@@ -149,14 +148,10 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     scaffold = build_scaffold(config, prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     with Run(run_dir, "eval", manifest_config, models=[prover, *graders]) as run:
-        records = asyncio.run(_evaluate(problems, scaffold, grader, config, store, [prover, *graders]))
+        job = evaluate(problems, scaffold, grader, config.samples, store, concurrency=config.concurrency)
+        records = asyncio.run(closing([prover, *graders], job))
     write_report(run.path, records, run.manifest("finished"), console)
     return run.path
-
-
-async def _evaluate(problems, scaffold, grader, config, store, models) -> list[SampleRecord]:
-    work = [(problem, index) for problem in problems for index in range(config.samples)]
-    return await closing(models, evaluate_pairs(work, scaffold, grader, store, concurrency=config.concurrency))
 
 
 async def closing(models: list[Model], work):
@@ -193,22 +188,32 @@ def file_task(rows: list[ImportedRow]) -> Task:
     return "answer" if rows and answers else "proof"
 
 
+def grade_written(
+    run: Run, written: list[tuple[Problem, Attempt]], task: Task, config: GradingConfig, concurrency: int, cache: CallCache | None
+) -> list[SampleRecord]:
+    """Grade attempts written beforehand (a file's rows, human-rated responses) in `run`'s directory, resumably."""
+    check_resumable(run.path, run.config)
+    graders = [load_model(name, cache=cache) for name in config.graders]
+    grader = build_grader(task, config, graders)
+    work = [(problem, attempt.sample_index) for problem, attempt in written]
+    replay = Replay([attempt for _, attempt in written])
+    store = SampleStore(run.path / "samples.jsonl")
+    run.models.extend(graders)
+    with run:
+        job = evaluate_pairs(work, replay, grader, store, concurrency=concurrency)
+        return asyncio.run(closing(graders, job))
+
+
 def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
     """Grade every row of a generations file; writes graded.jsonl (reference format) and a report."""
     rows = read_generations(config.file)
     task = config.task or file_task(rows)
     if task == "proof" and not config.graders:
         raise ValueError("grading proofs needs a grader model: pass --grader NAME")
-    run_dir = Path(out or default_run_dir("grade", Path(config.file).stem))
-    graders = [load_model(name, cache=cache) for name in config.graders]
-    grader = build_grader(task, config, graders)
-    work = [(row.problem, row.attempt.sample_index) for row in rows]
-    store = SampleStore(run_dir / "samples.jsonl")
     manifest_config = {**config.model_dump(mode="json"), "task": task, "rows": len(rows), "bench": Path(config.file).name}
-    with Run(run_dir, "grade", manifest_config, models=graders) as run:
-        job = evaluate_pairs(work, Replay([row.attempt for row in rows]), grader, store, concurrency=config.concurrency)
-        records = asyncio.run(closing(graders, job))
-    write_graded(run_dir / "graded.jsonl", rows, records)
+    run = Run(out or default_run_dir("grade", Path(config.file).stem), "grade", manifest_config)
+    records = grade_written(run, [(row.problem, row.attempt) for row in rows], task, config, config.concurrency, cache)
+    write_graded(run.path / "graded.jsonl", rows, records)
     write_report(run.path, records, run.manifest("finished"), console)
     return run.path
 

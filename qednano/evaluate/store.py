@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qednano.evaluate.records import SampleRecord
-from qednano.runs import redact
+from qednano.runs import redact, secret_values
 
 
 class StoreError(ValueError):
@@ -57,15 +57,19 @@ class SampleStore:
 
     def append(self, record: SampleRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(redact(record.model_dump(mode="json")), ensure_ascii=False)
         with self.path.open("a") as handle:
-            handle.write(line + "\n")
+            handle.write(as_line(record))
             handle.flush()
 
     def compact(self, records: list[SampleRecord]) -> None:
         """Rewrite the file with one line per sample (in the given order), atomically."""
         tmp = self.path.with_suffix(".tmp")
+        secrets = secret_values()  # looked up once for the whole file
         with tmp.open("w") as handle:
-            for record in records:
-                handle.write(json.dumps(redact(record.model_dump(mode="json")), ensure_ascii=False) + "\n")
+            handle.writelines(as_line(record, secrets) for record in records)
         tmp.replace(self.path)
+
+
+def as_line(record: SampleRecord, secrets: list[str] | None = None) -> str:
+    """The record as one JSON line, with any secret-looking environment value redacted."""
+    return json.dumps(redact(record.model_dump(mode="json"), secrets), ensure_ascii=False) + "\n"

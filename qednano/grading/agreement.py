@@ -33,7 +33,6 @@ IMO_BUCKETS: Buckets = (("incorrect", 0.0), ("partial", 1.0), ("almost", 4.0), (
 
 ADVANTAGE_EPS = 1e-4  # the epsilon TRL's GRPO adds to the group std
 ZERO = 1e-9  # an advantage this small is "no push either way"
-MAX_POINTS = 7.0
 
 
 class AgreementRow(NamedTuple):

@@ -257,12 +257,11 @@ def check_answers(
 
     With no settings the shared pool is used; otherwise a pool is made for this batch.
     """
-    items = [(gold, response) for gold, response in pairs]
     if max_workers is None and timeout_s is None:
-        return [_verdict(o) for o in shared_pool().run(items)]
+        return [_verdict(o) for o in shared_pool().run(pairs)]
     pool = HardTimeoutPool(check_in_process, max_workers, timeout_s or HARD_TIMEOUT_S)
     try:
-        return [_verdict(o) for o in pool.run(items)]
+        return [_verdict(o) for o in pool.run(pairs)]
     finally:
         pool.close()
 

@@ -30,7 +30,7 @@ resumed run replays the same calls. Changing `max_reasks` changes which cached s
 from __future__ import annotations
 
 from qednano.grading.record import Grade
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, ParsedVerdict, check_verdict
+from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, ParsedVerdict, check_verdict, defuse
 from qednano.llm.model import Model
 from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
@@ -61,18 +61,20 @@ def effective_variant(problem: Problem, variant: str) -> str:
 
 
 def proof_block(proof: str) -> str:
-    # The proof must not be able to close its own block: our markers inside it are defused.
-    for marker in (PROOF_BEGIN, PROOF_END):
-        proof = proof.replace(marker, "[marker removed]")
-    block = fill(load_prompt(__file__, "proof_block"), begin=PROOF_BEGIN, end=PROOF_END, proof=proof.strip())
+    # The proof must not be able to close its own block: markers inside it are defused.
+    block = fill(load_prompt(__file__, "proof_block"), begin=PROOF_BEGIN, end=PROOF_END, proof=defuse(proof).strip())
     return block.strip()
+
+
+def scale_words(variant: str) -> str:
+    """The variant's score scale as the prompts name it."""
+    return "one of 0, 1, 6 or 7" if SCALES[variant] == IMO_SCALE else "an integer from 0 to 7"
 
 
 def verdict_format(variant: str) -> str:
     if variant in ("strict", "advisory"):
         return load_prompt(__file__, "verdict_checkpoints").strip()
-    scale = "one of 0, 1, 6 or 7" if SCALES[variant] == IMO_SCALE else "an integer from 0 to 7"
-    return fill(load_prompt(__file__, "verdict_score"), scale=scale).strip()
+    return fill(load_prompt(__file__, "verdict_score"), scale=scale_words(variant)).strip()
 
 
 def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
@@ -93,8 +95,7 @@ def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
 def verdict_form(variant: str) -> str:
     if variant in ("strict", "advisory"):
         return "CHECKPOINT <title>: <points awarded>   (one line per checkpoint)\nFINAL SCORE: <an integer from 0 to 7>"
-    scale = "one of 0, 1, 6 or 7" if SCALES[variant] == IMO_SCALE else "an integer from 0 to 7"
-    return f"FINAL SCORE: <{scale}>"
+    return f"FINAL SCORE: <{scale_words(variant)}>"
 
 
 def follow_up(messages: Messages, answer: str, variant: str, reason: str) -> Messages:

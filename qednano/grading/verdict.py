@@ -31,6 +31,11 @@ from qednano.problems.record import Criterion
 
 PROOF_BEGIN = "<<<BEGIN UNTRUSTED PROOF>>>"
 PROOF_END = "<<<END UNTRUSTED PROOF>>>"
+# Any marker of this family, whatever its label, case or spacing (scaffolds label theirs
+# "<<<BEGIN UNTRUSTED PROOF A>>>"): none may survive inside a proof, not even a near-copy that
+# could persuade a model its block has ended.
+_PROOF_MARKER = re.compile(r"<<<\s*(?:BEGIN|END)\s+UNTRUSTED\s+PROOF\b[^<>\n]*>>>", re.IGNORECASE)
+MARKER_REMOVED = "[marker removed]"
 
 # A verdict or checkpoint line is recognised by its label plus a colon at the start of the line;
 # what follows the colon must then be a bare number, or the line is a malformed verdict.
@@ -129,6 +134,11 @@ def outside_echoed_proof(text: str, markers: Sequence[tuple[str, str]] = ((PROOF
     # A proof block opened after the last end marker never closed: all of it is quotation.
     opened = [region.find(begin) for begin, _ in markers if begin in region]
     return region[: min(opened, default=len(region))]
+
+
+def defuse(text: str) -> str:
+    """`text` with every proof marker replaced, so it cannot open or close a proof block."""
+    return _PROOF_MARKER.sub(MARKER_REMOVED, text)
 
 
 def _clean(line: str) -> str:

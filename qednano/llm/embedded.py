@@ -6,9 +6,10 @@ onnxruntime-genai int4 (or int8), under the user cache directory; later uses loa
 second. On 2 CPU cores int4 makes ~120 tokens/s at batch 1 (transformers fp32: ~27) and ~290
 tokens/s for 8 samples of one prompt (bench/generation.py).
 
-Precision is a trade. The GGUF is already 4-bit (Q4_1), so int4 quantizes a second time: its
-greedy tokens agree with the fp32 dequantized weights only ~73% of the time. int8 agrees ~97% but
-runs ~25% slower. A model file picks one with `precision: int8`; int4 is the default.
+Precision is a trade. The GGUF is already 4-bit (Q4_1), so int4 quantizes a second time: fed the
+same text, its greedy pick matches that of the fp32 dequantized weights on only ~73% of tokens.
+int8 matches on ~97% but runs ~25% slower (bench/generation.py measures both). A model file picks
+one with `precision: int8`; int4 is the default.
 
 All generation runs in one worker thread (onnxruntime-genai releases the GIL, so the event loop
 stays responsive). Requests whose prompt token ids and sampling settings are identical except

@@ -37,7 +37,6 @@ class Meter:
     failed: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
-    latency_s: float = 0.0
 
     def record(self, completion: Completion) -> None:
         if completion.cached:
@@ -47,7 +46,6 @@ class Meter:
         self.failed += 0 if completion.ok else 1
         self.usage = self.usage + completion.usage
         self.cost_usd += completion.cost_usd
-        self.latency_s += completion.latency_s
 
     def as_dict(self) -> dict:
         return {

@@ -11,7 +11,8 @@ A model file says which backend serves the model and how to reach it:
     prices: {input: 0.28, output: 0.42}
 
 On the command line a model is a registered name, a path to such a file, or a short spec:
-`openai:MODEL@URL[,URL...]` for any OpenAI-compatible server, `embedded` for the offline default.
+`openai:MODEL@URL[,URL...]` for any OpenAI-compatible server. The offline default is the
+registered `smollm2` (backend: embedded).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
+from qednano.llm.embedded import Precision
 from qednano.llm.model import Model, Prices
 from qednano.llm.types import Sampling
 
@@ -47,7 +49,7 @@ class ModelSpec(BaseModel):
     max_retries: int = Field(6, ge=0, description="Retries of transient failures before recording one.")
     reasoning_model: bool = Field(False, description="Send max_completion_tokens (OpenAI reasoning models).")
     identity: str | None = Field(None, description="Cache identity; defaults to backend + model + URLs.")
-    precision: Literal["int4", "int8"] | None = Field(
+    precision: Precision | None = Field(
         None, description="Embedded backend only: weight precision of the converted model (default int4)."
     )
     description: str = ""

@@ -96,6 +96,13 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
     return APIError(400, message, "invalid_request_error", code=code, param=param)
 
 
+def invalid_fields(errors: list) -> APIError:
+    """A 400 naming the first field pydantic rejected (in the body or in the sampling settings)."""
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"] if p != "body")
+    return invalid(f"invalid request: {where}: {first['msg']}", param=where or None)
+
+
 def failure_error(failed: Completion) -> APIError:
     if failed.error_kind == "context_length":
         return invalid(f"This request exceeds the model's maximum context length: {failed.error}",
@@ -146,9 +153,7 @@ def create_app(model: Model, close_model: bool = False) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return invalid(f"invalid request: {where}: {first['msg']}", param=where or None).response()
+        return invalid_fields(err.errors()).response()
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -165,8 +170,7 @@ def create_app(model: Model, close_model: bool = False) -> FastAPI:
         try:
             sampling = request.sampling()
         except ValidationError as err:
-            first = err.errors()[0]
-            raise invalid(f"invalid request: {first['loc'][0]}: {first['msg']}", param=str(first["loc"][0])) from None
+            raise invalid_fields(err.errors()) from None
         completions = await model.generate([m.as_message() for m in request.messages], sampling)
         if failed := next((c for c in completions if not c.ok), None):
             raise failure_error(failed)

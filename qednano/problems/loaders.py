@@ -526,28 +526,32 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _problem_rows(checker: _RowChecker, unique_ids: bool) -> list[tuple[Problem, Row]]:
+    """Each row of the checker's table with its Problem. Rows that repeat an id fail when
+    `unique_ids`; otherwise they must repeat the statement too, and share the first row's Problem."""
+    first: dict[str, tuple[Problem, Row]] = {}
+    rows: list[tuple[Problem, Row]] = []
+    for row in checker.table.rows:
+        problem = checker.problem(row)
+        if problem.id in first:
+            earlier, earlier_row = first[problem.id]
+            if unique_ids:
+                raise checker.fail(row, problem.id, "id", f"repeats the id of row {earlier_row.number}", "give every problem a unique id")
+            if problem.statement != earlier.statement:
+                raise checker.fail(
+                    row, problem.id, "statement", f"differs from row {earlier_row.number}, which has the same id", "one id, one problem statement"
+                )
+            problem = earlier
+        else:
+            first[problem.id] = (problem, row)
+        rows.append((problem, row))
+    return rows
+
+
 def problems_from(table: Table, layout: Layout) -> list[Problem]:
     """Validated problems from a table; duplicate ids fail (or merge, for graded-response tables)."""
-    checker = _RowChecker(table, layout)
-    problems: dict[str, Problem] = {}
-    first_row: dict[str, Row] = {}
-    for row in table.rows:
-        problem = checker.problem(row)
-        if problem.id in problems:
-            _check_duplicate(checker, layout, problems[problem.id], first_row[problem.id], problem, row)
-            continue
-        problems[problem.id] = problem
-        first_row[problem.id] = row
-    return list(problems.values())
-
-
-def _check_duplicate(checker: _RowChecker, layout: Layout, first: Problem, first_row: Row, again: Problem, row: Row) -> None:
-    if layout.one_row_per_problem:
-        raise checker.fail(row, again.id, "id", f"repeats the id of row {first_row.number}", "give every problem a unique id")
-    if again.statement != first.statement:
-        raise checker.fail(
-            row, again.id, "statement", f"differs from row {first_row.number}, which has the same id", "one id, one problem statement"
-        )
+    rows = _problem_rows(_RowChecker(table, layout), unique_ids=layout.one_row_per_problem)
+    return list({problem.id: problem for problem, _ in rows}.values())
 
 
 def load_problems(
@@ -582,22 +586,13 @@ class RatedResponse(BaseModel):
 
 def responses_from(table: Table, layout: Layout) -> list[tuple[Problem, str, Row]]:
     """(problem, response, row) for each row of a table of responses; rows of one problem share it."""
-    checker = _RowChecker(table, layout)
+    return _responses(_RowChecker(table, layout))
+
+
+def _responses(checker: _RowChecker) -> list[tuple[Problem, str, Row]]:
     if checker.fields["response"] is None:
-        raise ProblemLoadError(f"{table.name}: no column for 'response'. Fix: pass columns={{'response': 'COLUMN'}}")
-    shared = layout.model_copy(update={"one_row_per_problem": False})
-    problems: dict[str, tuple[Problem, Row]] = {}
-    rows: list[tuple[Problem, str, Row]] = []
-    for row in table.rows:
-        problem = checker.problem(row)
-        if problem.id in problems:
-            first, first_row = problems[problem.id]
-            _check_duplicate(checker, shared, first, first_row, problem, row)
-            problem = first
-        else:
-            problems[problem.id] = (problem, row)
-        rows.append((problem, checker.get(row, "response"), row))
-    return rows
+        raise ProblemLoadError(f"{checker.table.name}: no column for 'response'. Fix: pass columns={{'response': 'COLUMN'}}")
+    return [(problem, checker.get(row, "response"), row) for problem, row in _problem_rows(checker, unique_ids=False)]
 
 
 def load_rated_responses(
@@ -614,7 +609,7 @@ def load_rated_responses(
     if checker.fields["human_points"] is None:
         raise ProblemLoadError(f"{table.name}: no column for 'human_points'. Fix: pass columns={{'human_points': 'COLUMN'}}")
     rated: list[RatedResponse] = []
-    for problem, response, row in responses_from(table, layout):
+    for problem, response, row in _responses(checker):
         raw = _lookup(row.values, checker.fields["human_points"])
         points = _number(raw)
         if points is None or not 0 <= points <= max_points:

@@ -16,7 +16,7 @@ from rich.table import Table
 from qednano.evaluate.records import SampleRecord
 from qednano.reports.metrics import paired_bootstrap_ci, sign_flip_p_value
 from qednano.reports.report import check_unique, max_score_of, problem_means, scores_by_problem
-from qednano.tables import markdown_table, rich_table
+from qednano.tables import markdown_table, number, rich_table
 
 
 class Comparison(BaseModel):
@@ -81,21 +81,17 @@ def compare_runs(
     return result
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def comparison_rows(c: Comparison) -> list[tuple[str, str]]:
     ci = "-" if c.ci is None else f"{c.ci[0]:+.2f} to {c.ci[1]:+.2f}"
     difference = "-" if c.difference is None else f"{c.difference:+.2f}"
     return [
         ("problems compared", str(c.problems)),
         ("dropped (scored in one run only)", f"{c.dropped} ({len(c.only_in_a)} only in {c.a_name}, {len(c.only_in_b)} only in {c.b_name})"),
-        (f"mean {c.a_name} (points)", _num(c.mean_a)),
-        (f"mean {c.b_name} (points)", _num(c.mean_b)),
+        (f"mean {c.a_name} (points)", number(c.mean_a)),
+        (f"mean {c.b_name} (points)", number(c.mean_b)),
         (f"difference {c.a_name} - {c.b_name}", difference),
         ("paired bootstrap 95% CI", ci),
-        ("sign-flip p-value", _num(c.p_value, 4)),
+        ("sign-flip p-value", number(c.p_value, 4)),
         (f"problems {c.a_name} / {c.b_name} / tied", f"{c.a_wins} / {c.b_wins} / {c.ties}"),
     ]
 

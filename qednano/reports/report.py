@@ -26,7 +26,7 @@ from rich.text import Text
 from qednano.evaluate.records import SampleRecord
 from qednano.evaluate.store import SampleStore
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
-from qednano.tables import markdown_table, rich_table
+from qednano.tables import markdown_table, number, rich_table
 
 BREAKDOWN_FIELDS = ("category", "level", "source")
 PASS_TOLERANCE = 1e-9  # scores are floats; 6.9999999 from a sum of criteria still passes 7
@@ -300,10 +300,6 @@ def count_tokens(records: Sequence[SampleRecord]) -> Tokens:
 # ---- rendering ------------------------------------------------------------------------------
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _title(report: Report) -> str:
     return f"{report.model or 'unknown model'} on {report.bench or 'unknown bench'}"
 
@@ -313,12 +309,12 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     rows = [("run status", report.run_status)] if report.run_status else []
     return rows + [
         ("problems scored", f"{report.problems} of {report.problems_seen}"),
-        ("mean (points)", f"{_num(report.mean_points)} of {_num(report.max_score, 0)}"),
-        ("mean (% of max)", _num(report.mean_percent, 1)),
+        ("mean (points)", f"{number(report.mean_points)} of {number(report.max_score, 0)}"),
+        ("mean (% of max)", number(report.mean_percent, 1)),
         ("95% CI (points)", "-" if ci is None else f"{ci[0]:.2f} to {ci[1]:.2f}"),
-        ("pass threshold", _num(report.pass_threshold, 2)),
-        ("mean reasoning tokens", _num(report.tokens.mean_reasoning, 0)),
-        ("mean proof tokens", _num(report.tokens.mean_proof, 0)),
+        ("pass threshold", number(report.pass_threshold, 2)),
+        ("mean reasoning tokens", number(report.tokens.mean_reasoning, 0)),
+        ("mean proof tokens", number(report.tokens.mean_proof, 0)),
         ("total tokens", str(report.tokens.total)),
         ("generation cost (USD)", f"{report.cost.generation_usd:.4f}"),
         ("grading cost (USD)", f"{report.cost.grading_usd:.4f}"),
@@ -326,7 +322,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
 
 
 def at_k_rows(report: Report) -> list[tuple[str, ...]]:
-    return [(str(m.k), _num(m.pass_at_k, 3), _num(m.mean_at_k), _num(m.best_at_k)) for m in report.at_k]
+    return [(str(m.k), number(m.pass_at_k, 3), number(m.mean_at_k), number(m.best_at_k)) for m in report.at_k]
 
 
 def at_k_note(report: Report) -> str:
@@ -337,8 +333,8 @@ def at_k_note(report: Report) -> str:
 
 
 def breakdown_rows(groups: list[GroupScore], max_score: float | None) -> list[tuple[str, ...]]:
-    percent = (lambda mean: _num(100 * mean / max_score, 1)) if max_score else (lambda mean: "-")
-    return [(g.value, _num(g.mean), percent(g.mean), str(g.problems), str(g.samples)) for g in groups]
+    percent = (lambda mean: number(100 * mean / max_score, 1)) if max_score else (lambda mean: "-")
+    return [(g.value, number(g.mean), percent(g.mean), str(g.problems), str(g.samples)) for g in groups]
 
 
 AT_K_HEADER = ("k", "pass@k", "mean@k (points)", "best@k (points)")

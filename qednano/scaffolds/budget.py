@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qednano.grading.record import Grade, ProofGrader
@@ -46,6 +47,11 @@ def call_index(sample_index: int, role: str, turn: int = 0, member: int = 0) -> 
 def max_tokens(limit: int | None) -> Sampling | None:
     """Sampling that only caps the output length; None keeps the model's defaults."""
     return None if limit is None else Sampling(max_tokens=limit)
+
+
+def best_first(scores: Sequence[float | None]) -> list[int]:
+    """Indices by score, highest first; None (unreadable, ungraded) ranks last; ties keep order."""
+    return sorted(range(len(scores)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,15 @@ class Trace:
             self.steps.extend(attempt.steps)
         return list(attempts)
 
-    async def grade(self, grader: ProofGrader, proofs: list[Attempt], turn: int = 0) -> list[Grade | None]:
-        """Grade the proofs concurrently; a candidate without a proof gets None and no call.
+    async def grade(self, grader: ProofGrader, proofs: list[Attempt], turn: int = 0) -> list[float | None]:
+        """The proofs' scores, graded concurrently if the budget allows one call per proof.
 
-        The grader keeps its prompts to itself, so its calls are recorded with empty messages:
-        enough for tokens, cost and latency in the trace.
+        A score is None for a candidate without a proof (no call made), an ungraded proof, or
+        every proof when the budget refuses the stage. The grader keeps its prompts to itself, so
+        its calls are recorded with empty messages: enough for tokens, cost and latency.
         """
+        if not self.allows(sum(p.status == "ok" for p in proofs)):
+            return [None] * len(proofs)
 
         async def one(member: int, proof: Attempt) -> Grade | None:
             if proof.status != "ok":
@@ -148,7 +157,7 @@ class Trace:
         for grade in grades:
             for completion in grade.calls if grade is not None else []:
                 self.steps.append(Step(role="grade", turn=turn, messages=[], completion=completion))
-        return list(grades)
+        return [g.score if g is not None and g.status == "graded" else None for g in grades]
 
     def candidate(self, completion: Completion) -> Attempt:
         """A proof produced inside this attempt (an aggregation, a refinement) as a candidate.

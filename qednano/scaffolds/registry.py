@@ -30,9 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qednano.grading.record import ProofGrader
 from qednano.llm.model import Model
-from qednano.llm.types import Sampling
 from qednano.scaffolds.base import Scaffold
-from qednano.scaffolds.budget import Budget
+from qednano.scaffolds.budget import Budget, max_tokens
 from qednano.scaffolds.direct import Direct
 from qednano.scaffolds.reasoning_cache import ReasoningCache
 from qednano.scaffolds.rsa import RSA
@@ -139,7 +138,7 @@ def _needs_grader(name: str, roles: Roles) -> ProofGrader:
 
 
 def _direct(p: DirectParams, roles: Roles) -> Scaffold:
-    return Direct(roles.model, None if p.max_tokens is None else Sampling(max_tokens=p.max_tokens), prompt=p.prompt)
+    return Direct(roles.model, max_tokens(p.max_tokens), prompt=p.prompt)
 
 
 def _rc(p: RCParams, roles: Roles) -> Scaffold:
@@ -156,7 +155,7 @@ def _rsa(p: RSAParams, roles: Roles) -> Scaffold:
         rounds=p.rounds,
         select=p.select,
         grader=_needs_grader("rsa", roles) if p.select == "grader" else None,
-        judge_model=roles.judge or roles.get("aggregator"),
+        judge_model=roles.judge,  # None: RSA judges with its aggregator
         aggregate_tokens=p.aggregate_tokens,
         compare_tokens=p.compare_tokens,
         budget=p.budget(),

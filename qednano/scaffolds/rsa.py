@@ -18,7 +18,7 @@ from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, call_index, max_tokens
+from qednano.scaffolds.budget import Budget, Call, Trace, best_first, call_index, max_tokens
 from qednano.scaffolds.tournament import knockout
 from qednano.scaffolds.untrusted import proof_block, untrusted_note
 
@@ -105,9 +105,7 @@ class RSA:
         if self.select == "tournament":
             return await knockout(trace, self.judge, members, self.compare_tokens)
         assert self.grader is not None
-        if not trace.allows(sum(m.status == "ok" for m in members)):
-            return members[0]
-        grades = await trace.grade(self.grader, members, turn=self.rounds + 1)
-        scores = [g.score if g is not None and g.status == "graded" else None for g in grades]
-        # Highest grade wins; ungraded and proof-less members rank last; ties go to the first.
-        return members[min(range(len(members)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))]
+        # Highest grade wins; ungraded and proof-less members rank last; ties (and no budget
+        # left to grade) go to the first.
+        scores = await trace.grade(self.grader, members, turn=self.rounds + 1)
+        return members[best_first(scores)[0]]

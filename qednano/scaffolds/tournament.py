@@ -21,7 +21,7 @@ from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, max_tokens
+from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
 from qednano.scaffolds.untrusted import last_labelled, proof_block, untrusted_note
 
 # What may follow the label on the verdict line; anything else makes the answer unreadable.
@@ -147,18 +147,14 @@ class BestOfN:
         scores = await self._scores(trace, proofs)
         if isinstance(scores, Attempt):
             return scores
-        order = sorted(range(len(proofs)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
-        seeded = [proofs[i] for i in order[: self.finalists]]
+        seeded = [proofs[i] for i in best_first(scores)[: self.finalists]]
         return trace.finish(await knockout(trace, self.judge, seeded, self.compare_tokens))
 
     async def _scores(self, trace: Trace, proofs: list[Attempt]) -> list[float | None] | Attempt:
         """One score per proof (None when none could be read), or a failed Attempt."""
         if self.scoring == "grader":
             assert self.grader is not None
-            if not trace.allows(sum(p.status == "ok" for p in proofs)):
-                return [None] * len(proofs)
-            grades = await trace.grade(self.grader, proofs)
-            return [None if g is None or g.status != "graded" else g.score for g in grades]
+            return await trace.grade(self.grader, proofs)
         scored = [i for i, p in enumerate(proofs) if p.status == "ok"]
         if not trace.allows(len(scored)):
             return [None] * len(proofs)

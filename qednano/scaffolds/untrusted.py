@@ -20,12 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, outside_echoed_proof
+from qednano.grading.verdict import MARKER_REMOVED as REMOVED
+from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, defuse, outside_echoed_proof
 from qednano.prompts import load_prompt
 
-# Any marker of the family, whatever its label or case: none may survive inside a proof.
-_MARKER = re.compile(r"<<<\s*(?:BEGIN|END)\s+UNTRUSTED\s+PROOF\b[^<>\n]*>>>", re.IGNORECASE)
-REMOVED = "[marker removed]"
+__all__ = ["REMOVED", "defuse", "last_labelled", "markers", "proof_block", "untrusted_note"]
 
 
 def markers(label: str = "") -> tuple[str, str]:
@@ -33,11 +32,6 @@ def markers(label: str = "") -> tuple[str, str]:
     if not label:
         return PROOF_BEGIN, PROOF_END
     return f"<<<BEGIN UNTRUSTED PROOF {label}>>>", f"<<<END UNTRUSTED PROOF {label}>>>"
-
-
-def defuse(text: str) -> str:
-    """`text` with every proof marker replaced, so it cannot open or close a block."""
-    return _MARKER.sub(REMOVED, text)
 
 
 def proof_block(proof: str, label: str = "") -> str:

@@ -22,7 +22,7 @@ from qednano.llm.types import Completion
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, max_tokens
+from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
 from qednano.scaffolds.untrusted import defuse, last_labelled, proof_block, untrusted_note
 
 # Any other value (0.7, "pass", "1 (almost)") is unreadable.
@@ -86,8 +86,7 @@ class Verified:
 
 def rank(pool: list[Verified]) -> list[Verified]:
     """Best first: highest score, unreadable scores last, ties in pool order."""
-    order = sorted(range(len(pool)), key=lambda i: (pool[i].score is None, -(pool[i].score or 0.0), i))
-    return [pool[i] for i in order]
+    return [pool[i] for i in best_first([v.score for v in pool])]
 
 
 class VerifyRefine:

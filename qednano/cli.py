@@ -15,6 +15,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
+from qednano.errors import first_error
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
 from qednano.llm.registry import ModelConfigError, load_model, registered_models
@@ -44,8 +45,8 @@ def user_errors():
     try:
         yield
     except ValidationError as err:
-        first = err.errors()[0]
-        raise fail(f"option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        field, message = first_error(err)
+        raise fail(f"option {field}: {message}") from None
     except (ModelConfigError, ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
 

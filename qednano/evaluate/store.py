@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from qednano.errors import first_error
 from qednano.evaluate.records import SampleRecord
 from qednano.runs import redact, secret_values
 
@@ -51,9 +52,8 @@ class SampleStore:
         try:
             return SampleRecord.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(record)"
-            raise StoreError(f"{self.path}:{number}: not a SampleRecord: field {where!r}: {first['msg']}") from err
+            field, message = first_error(err)
+            raise StoreError(f"{self.path}:{number}: not a SampleRecord: field {field or '(record)'!r}: {message}") from err
 
     def append(self, record: SampleRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

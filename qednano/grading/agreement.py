@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from qednano.tables import markdown_table, rich_table
+from qednano.tables import markdown_table, number, rich_table
 
 # (name, lowest points): a score belongs to the last bucket whose lowest points it reaches,
 # so the buckets are [0, 1), [1, 4), [4, 7), [7, ...) and fractional grader scores fit too.
@@ -167,8 +167,8 @@ def agreement(rows: Iterable[tuple[str, float, float | None]], buckets: Buckets 
 # ---- rendering ------------------------------------------------------------------------------
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _num(value: float | None) -> str:
+    return number(value, 3)
 
 
 def agreement_rows(report: AgreementReport) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from qednano.errors import first_error
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
 from qednano.llm.embedded import Precision
@@ -99,9 +100,8 @@ def read_spec_file(path: Path) -> ModelSpec:
     try:
         return ModelSpec.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ModelConfigError(f"{path}: field {field!r}: {first['msg']}") from err
+        field, message = first_error(err)
+        raise ModelConfigError(f"{path}: field {field!r}: {message}") from err
 
 
 def registered_models() -> dict[str, tuple[ModelSpec, Path]]:

@@ -34,6 +34,7 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qednano.errors import first_error
 from qednano.problems.record import Criterion, Problem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,10 +81,9 @@ class ColumnMap(BaseModel):
         try:
             given = changes if isinstance(changes, ColumnMap) else ColumnMap.model_validate(dict(changes))
         except ValidationError as err:
-            first = err.errors()[0]
-            name = ".".join(str(p) for p in first["loc"])
+            field, message = first_error(err)
             known = ", ".join(ColumnMap.model_fields)
-            raise ProblemLoadError(f"column map: {name!r}: {first['msg']}. Known fields: {known}") from err
+            raise ProblemLoadError(f"column map: {field!r}: {message}. Known fields: {known}") from err
         return self.model_copy(update={name: getattr(given, name) for name in given.model_fields_set})
 
 

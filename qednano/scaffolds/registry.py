@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qednano.errors import first_error
 from qednano.grading.record import ProofGrader
 from qednano.llm.model import Model
 from qednano.scaffolds.base import Scaffold
@@ -221,12 +222,11 @@ def check_params(name: str, params: dict[str, Any]) -> BaseModel:
     try:
         return schema.model_validate(params)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
+        key, message = first_error(err)
+        if err.errors()[0]["type"] == "extra_forbidden":
             known = ", ".join(schema.model_fields)
             raise ScaffoldConfigError(f"scaffold {name!r}: unknown parameter {key!r}; known: {known}") from err
-        raise ScaffoldConfigError(f"scaffold {name!r}: parameter {key!r}: {first['msg']}") from err
+        raise ScaffoldConfigError(f"scaffold {name!r}: parameter {key!r}: {message}") from err
 
 
 def _build(name: str, params: dict[str, Any], roles: Roles) -> Scaffold:

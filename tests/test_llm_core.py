@@ -3,9 +3,9 @@
 import pytest
 
 from qednano.llm.cache import CallCache, call_key
-from qednano.llm.model import Model, Prices
+from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
-from qednano.llm.types import Completion, Sampling, Usage, split_reasoning
+from qednano.llm.types import Completion, Prices, Sampling, Usage, split_reasoning
 from qednano.prompts import fill
 
 HI = [{"role": "user", "content": "hi"}]

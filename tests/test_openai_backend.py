@@ -26,10 +26,10 @@ from fault_server import (
     truncated_json,
 )
 
-from qednano.llm.model import Model, Prices
+from qednano.llm.model import Model
 from qednano.llm.openai_backend import OpenAIBackend
-from qednano.llm.registry import ModelConfigError, ModelSpec
-from qednano.llm.types import Sampling
+from qednano.llm.spec import ModelConfigError, ModelSpec
+from qednano.llm.types import Prices, Sampling
 
 HELLO = [{"role": "user", "content": "hello there"}]
 

@@ -6,9 +6,9 @@ import pytest
 from qednano.grading.panel import Panel, PanelGrade
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade
-from qednano.llm.model import Model, Prices
+from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
-from qednano.llm.types import Completion, Usage
+from qednano.llm.types import Completion, Prices, Usage
 from qednano.problems.record import Problem
 
 PROBLEM = Problem(id="p", statement="Prove it.", reference_solution="Like this.")

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from qednano.evaluate.pipeline import evaluate
-from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.store import SampleStore, StoreError
 from qednano.grading.record import Grade
-from qednano.llm.model import Model, Prices
+from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
-from qednano.llm.types import Completion
+from qednano.llm.types import Completion, Prices
 from qednano.problems.record import Problem
-from qednano.runs import Run, redact
+from qednano.records.pipeline import evaluate
+from qednano.records.rundir import Run, redact
+from qednano.records.sample import SampleRecord
+from qednano.records.store import SampleStore, StoreError
 from qednano.scaffolds.direct import Direct
 
 PROBLEMS = [Problem(id=f"p{i}", statement=f"Problem number {i}", category="Algebra") for i in range(3)]

@@ -14,9 +14,9 @@ from qednano.grading.proof_grader import (
     grading_messages,
 )
 from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, parse_verdict
-from qednano.llm.model import Model, Prices
+from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend, echo
-from qednano.llm.types import Completion, Messages, Sampling, Usage
+from qednano.llm.types import Completion, Messages, Prices, Sampling, Usage
 from qednano.problems.record import Criterion, Problem
 
 IMOBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "imobench"

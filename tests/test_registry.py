@@ -2,7 +2,8 @@
 
 import pytest
 
-from qednano.llm.registry import ModelConfigError, registered_models, resolve_spec
+from qednano.llm.registry import registered_models, resolve_spec
+from qednano.llm.spec import ModelConfigError
 
 
 def test_repo_registry_has_the_embedded_default():

@@ -3,12 +3,13 @@ import json
 import pytest
 from rich.console import Console
 
-from qednano.evaluate.records import SampleRecord
 from qednano.grading.record import Grade
 from qednano.llm.types import Completion, Usage
+from qednano.records.sample import SampleRecord
+from qednano.records.store import load_run
 from qednano.reports import compare, report
 from qednano.reports.metrics import bootstrap_ci
-from qednano.reports.report import Report, build_report, load_run
+from qednano.reports.report import Report, build_report
 from qednano.scaffolds.base import Attempt, Step
 
 MANIFEST = {"command": "qednano evaluate ...", "status": "interrupted", "config": {"bench": "proofbench", "model": "qed-nano-4b"}}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from qednano.evaluate.records import SampleRecord
 from qednano.grading.record import Grade
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
@@ -16,6 +15,7 @@ from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Messages, Sampling, Usage
 from qednano.problems.record import Problem
 from qednano.prompts import load_prompt
+from qednano.records.sample import SampleRecord
 from qednano.reports.scaling import scaling_points, scaling_report, scaling_table
 from qednano.scaffolds import direct
 from qednano.scaffolds.base import Attempt, Step

@@ -206,7 +206,7 @@ async def test_the_embedded_model_answers_through_the_openai_sdk(embedded_url):
 @pytest.mark.slow
 async def test_our_openai_backend_talks_to_the_embedded_server(embedded_url):
     from qednano.llm.openai_backend import OpenAIBackend
-    from qednano.llm.registry import ModelSpec
+    from qednano.llm.spec import ModelSpec
 
     url, model = embedded_url
     spec = ModelSpec(name="served-smollm2", backend="openai", model="SmolLM2-135M-Instruct", base_urls=[url])

@@ -16,13 +16,14 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from qednano.evaluate.imported import response_attempt
-from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.run import GradingConfig, grade_written
+from qednano.evaluate.run import grade_written
 from qednano.grading.agreement import agreement, render_markdown, render_terminal
+from qednano.grading.build import GradingConfig
 from qednano.llm.cache import CallCache
 from qednano.problems.loaders import load_rated_responses
 from qednano.problems.record import Problem
-from qednano.runs import Run, default_run_dir
+from qednano.records.rundir import Run, default_run_dir
+from qednano.records.sample import SampleRecord
 
 
 class GraderBenchConfig(GradingConfig):

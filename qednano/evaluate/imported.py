@@ -20,12 +20,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from qednano.evaluate.records import SampleRecord
 from qednano.grading.record import Grade
 from qednano.llm.types import Completion, Usage, split_reasoning
 from qednano.problems.loaders import open_source, responses_from
 from qednano.problems.record import Problem
-from qednano.reports.report import load_run
+from qednano.records.sample import SampleRecord
+from qednano.records.store import load_run
 from qednano.scaffolds.base import Attempt, Step, attempt_from
 
 RESPONSE_COLUMNS = ("model_solution", "response", "completion")

@@ -10,40 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from rich.console import Console
 
 from qednano.evaluate.imported import ImportedRow, read_generations, write_graded
-from qednano.evaluate.pipeline import evaluate, evaluate_pairs
-from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.store import SampleStore
-from qednano.grading.answer import grade_answer
-from qednano.grading.panel import Panel
-from qednano.grading.proof_grader import RubricGrader
-from qednano.grading.record import Grade, ProofGrader
+from qednano.grading.build import GradingConfig, Task, build_grader
+from qednano.grading.record import ProofGrader
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
 from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
+from qednano.records.pipeline import evaluate, evaluate_pairs
+from qednano.records.rundir import Run, default_run_dir, read_manifest
+from qednano.records.sample import SampleRecord
+from qednano.records.store import SampleStore
 from qednano.reports.report import build_report, render_markdown, render_terminal
-from qednano.runs import Run, default_run_dir, read_manifest
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.registry import load_scaffold
-
-Task = Literal["proof", "answer"]
-
-
-class GradingConfig(BaseModel):
-    """Who grades: grader models (several, or several samples of one, form a panel) and how."""
-
-    graders: list[str] = Field(default_factory=list, description="Grader models; several form a panel.")
-    variant: str = Field("reference", description="Proof-grading prompt variant.")
-    aggregate: Literal["mean", "median", "min"] = Field("mean", description="How a panel combines scores.")
-    grader_samples: int = Field(1, ge=1, description="Gradings per grader model, aggregated as a panel.")
 
 
 class EvalConfig(GradingConfig):
@@ -68,17 +55,6 @@ class EvalConfig(GradingConfig):
         return "answer" if "answer" in self.bench.lower() else "proof"
 
 
-class AnswerGrader:
-    """Short answers checked with math-verify, with an optional LLM judge as the fallback."""
-
-    def __init__(self, judge: Model | None):
-        self.judge = judge
-        self.name = f"math-verify+{judge.name}" if judge else "math-verify"
-
-    async def grade(self, problem: Problem, proof: str, sample_index: int = 0) -> Grade:
-        return await grade_answer(problem, proof, self.judge, sample_index=sample_index)
-
-
 def select_problems(config: EvalConfig) -> list[Problem]:
     problems = load_problems(config.bench, split=config.split, columns=config.columns or None, limit=config.limit)
     if not config.problem_ids:
@@ -88,18 +64,6 @@ def select_problems(config: EvalConfig) -> list[Problem]:
     if unknown:
         raise ValueError(f"unknown problem ids for {config.bench}: {', '.join(sorted(unknown))}")
     return [p for p in problems if p.id in wanted]
-
-
-def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
-    """The answer checker, one rubric grader, or a panel of them; None when proofs go ungraded."""
-    if task == "answer":
-        return AnswerGrader(graders[0] if graders else None)
-    if not graders:
-        return None
-    members = [RubricGrader(model, variant=config.variant) for model in graders]
-    if len(members) == 1 and config.grader_samples == 1:
-        return members[0]
-    return Panel(members, samples_per_grader=config.grader_samples, aggregate=config.aggregate)
 
 
 def build_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:

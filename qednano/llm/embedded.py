@@ -43,15 +43,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from qednano.llm.spec import PRECISIONS, Precision
 from qednano.llm.types import Completion, FinishReason, Messages, Sampling, Usage, split_reasoning
 from qednano.paths import cache_root
 
 if TYPE_CHECKING:
-    from qednano.llm.registry import ModelSpec
+    from qednano.llm.spec import ModelSpec
 
 MAX_BATCH = 8  # rows per generator; more gains little on 2 cores and grows the KV cache
 
@@ -95,8 +96,6 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-Precision = Literal["int4", "int8"]
-PRECISIONS: tuple[Precision, ...] = ("int4", "int8")
 
 # Block size 32 (the builder's default) and the MLP's gate and up projections fused into one
 # MatMul (same output, ~2% faster). Measured on SmolLM2 here: int4 with block 64 is ~8% faster but

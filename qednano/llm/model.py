@@ -11,21 +11,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel
-
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache, call_key
-from qednano.llm.types import Completion, Messages, Sampling, Usage
-
-
-class Prices(BaseModel):
-    """US dollars per million tokens. Reasoning tokens are billed as output."""
-
-    input: float = 0.0
-    output: float = 0.0
-
-    def cost(self, usage: Usage) -> float:
-        return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6
+from qednano.llm.types import Completion, Messages, Prices, Sampling, Usage
 
 
 @dataclass

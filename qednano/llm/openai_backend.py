@@ -31,7 +31,7 @@ import openai
 from qednano.llm.types import Completion, FinishReason, Messages, Sampling, Usage, split_reasoning
 
 if TYPE_CHECKING:
-    from qednano.llm.registry import ModelSpec
+    from qednano.llm.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class OpenAIBackend:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OpenAIBackend:
-        from qednano.llm.registry import ModelConfigError
+        from qednano.llm.spec import ModelConfigError
 
         if not spec.base_urls:
             raise ModelConfigError(

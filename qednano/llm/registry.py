@@ -20,67 +20,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ValidationError
 
 from qednano.errors import first_error
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
-from qednano.llm.embedded import Precision
-from qednano.llm.model import Model, Prices
-from qednano.llm.types import Sampling
+from qednano.llm.model import Model
+from qednano.llm.spec import ModelConfigError, ModelSpec
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-class ModelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    backend: Literal["openai", "embedded", "scripted"]
-    model: str = Field(description="The model id the server knows (or the embedded model name).")
-    base_urls: list[str] = Field(default_factory=list, description="OpenAI-compatible endpoints, load-balanced.")
-    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
-    sampling: Sampling = Field(default_factory=Sampling)
-    prices: Prices = Field(default_factory=Prices)
-    max_concurrency: int = Field(64, gt=0, description="Calls in flight at once, over all endpoints.")
-    timeout_s: float = Field(600.0, gt=0, description="Per-request timeout.")
-    max_retries: int = Field(6, ge=0, description="Retries of transient failures before recording one.")
-    reasoning_model: bool = Field(False, description="Send max_completion_tokens (OpenAI reasoning models).")
-    identity: str | None = Field(None, description="Cache identity; defaults to backend + model + URLs.")
-    precision: Precision | None = Field(
-        None, description="Embedded backend only: weight precision of the converted model (default int4)."
-    )
-    description: str = ""
-
-    @field_validator("precision")
-    @classmethod
-    def _precision_is_for_embedded_models(cls, precision: str | None, info: ValidationInfo) -> str | None:
-        backend = info.data.get("backend")
-        if precision is not None and backend != "embedded":
-            raise ValueError(f"precision applies to embedded models only, not to backend {backend!r}")
-        return precision
-
-    def cache_identity(self) -> str:
-        if self.identity:
-            return self.identity
-        return "|".join([self.backend, self.model, *sorted(self.base_urls)])
-
-    def api_key(self) -> str | None:
-        if self.api_key_env is None:
-            return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise ModelConfigError(
-                f"model {self.name!r} needs an API key: set the environment variable {self.api_key_env}"
-            )
-        return key
-
-
-class ModelConfigError(ValueError):
-    """A model name, spec or file that cannot be used; the message says how to fix it."""
 
 
 def model_dirs() -> list[Path]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from qednano.llm.types import Completion, Messages, Sampling, Usage, split_reasoning
 
 if TYPE_CHECKING:
-    from qednano.llm.registry import ModelSpec
+    from qednano.llm.spec import ModelSpec
 
 Reply = Callable[[Messages, Sampling], "str | Completion"]
 

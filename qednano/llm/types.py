@@ -101,3 +101,13 @@ def split_reasoning(text: str) -> tuple[str, str, bool]:
     if text.lstrip().startswith(open_tag):
         return text.lstrip()[len(open_tag):].strip(), "", False
     return "", text.strip(), True
+
+
+class Prices(BaseModel):
+    """US dollars per million tokens. Reasoning tokens are billed as output."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from qednano.evaluate.records import SampleRecord
+from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import paired_bootstrap_ci, sign_flip_p_value
 from qednano.reports.report import check_unique, max_score_of, problem_means, scores_by_problem
 from qednano.tables import markdown_table, number, rich_table

@@ -13,18 +13,15 @@ instead. Truncated (finish reason "length") is counted across all of them.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.store import SampleStore
+from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
 from qednano.tables import markdown_table, number, rich_table
 
@@ -98,32 +95,6 @@ class Report(BaseModel):
 
 
 # ---- reading a run directory ----------------------------------------------------------------
-
-
-def load_run(run_dir: str | Path) -> tuple[list[SampleRecord], dict]:
-    """The records of `run_dir/samples.jsonl` (latest line per sample) and its manifest dict.
-
-    Bad lines raise ValueError naming the file and line (see `SampleStore.read`). A missing
-    manifest gives {} (the report only reads labels from it).
-    """
-    run_dir = Path(run_dir)
-    samples_path = run_dir / "samples.jsonl"
-    if not samples_path.is_file():
-        raise FileNotFoundError(f"{samples_path} does not exist: is {run_dir} an evaluation run directory?")
-    records = list(SampleStore(samples_path).read().values())
-    return records, _load_manifest(run_dir / "manifest.json")
-
-
-def _load_manifest(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    return manifest
 
 
 # ---- building the report --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from statistics import fmean
 
 from pydantic import BaseModel
 
-from qednano.evaluate.records import SampleRecord
+from qednano.records.sample import SampleRecord
 
 
 class ScalingPoint(BaseModel):

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qednano.errors import first_error
-from qednano.evaluate.records import SampleRecord
-from qednano.runs import redact, secret_values
+from qednano.records.rundir import redact, secret_values
+from qednano.records.sample import SampleRecord
 
 
 class StoreError(ValueError):
@@ -73,3 +73,29 @@ class SampleStore:
 def as_line(record: SampleRecord, secrets: list[str] | None = None) -> str:
     """The record as one JSON line, with any secret-looking environment value redacted."""
     return json.dumps(redact(record.model_dump(mode="json"), secrets), ensure_ascii=False) + "\n"
+
+
+def load_run(run_dir: str | Path) -> tuple[list[SampleRecord], dict]:
+    """The records of `run_dir/samples.jsonl` (latest line per sample) and its manifest dict.
+
+    Bad lines raise ValueError naming the file and line (see `SampleStore.read`). A missing
+    manifest gives {} (the report only reads labels from it).
+    """
+    run_dir = Path(run_dir)
+    samples_path = run_dir / "samples.jsonl"
+    if not samples_path.is_file():
+        raise FileNotFoundError(f"{samples_path} does not exist: is {run_dir} an evaluation run directory?")
+    records = list(SampleStore(samples_path).read().values())
+    return records, load_manifest(run_dir / "manifest.json")
+
+
+def load_manifest(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    return manifest

@@ -1,107 +1,47 @@
-"""The `qednano` command line: thin wrappers that parse options and call one function each."""
+"""The `qednano` command line: thin wrappers that parse options and call one function each.
+
+Subcommand groups of the floors above evaluation (train, data, view) live in their own modules
+beside this one and are added to `app` here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from qednano.errors import first_error
-from qednano.llm.cache import CallCache
+from qednano.cli.common import (
+    AggregateOpt,
+    ConcurrencyOpt,
+    GraderSamplesOpt,
+    GradersOpt,
+    ModelOpt,
+    NoCacheOpt,
+    RunDirOpt,
+    ScaffoldOpt,
+    SetOpt,
+    TurnsOpt,
+    VariantOpt,
+    console,
+    fail,
+    open_cache,
+    open_model,
+    parse_columns,
+    parse_overrides,
+    read_problem_text,
+    sampling_options,
+    user_errors,
+)
 from qednano.llm.model import Model
-from qednano.llm.registry import ModelConfigError, load_model, registered_models
-from qednano.llm.types import Sampling
-from qednano.paths import cache_root
+from qednano.llm.registry import registered_models
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, or openai:MODEL@URL.")]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
-
-
-def open_cache(disabled: bool) -> CallCache | None:
-    return None if disabled else CallCache(cache_root() / "calls.sqlite")
-
-
-def fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-@contextmanager
-def user_errors():
-    """Turn a bad option, file or model config into one clear error line (exit code 2)."""
-    try:
-        yield
-    except ValidationError as err:
-        field, message = first_error(err)
-        raise fail(f"option {field}: {message}") from None
-    except (ModelConfigError, ValueError, FileNotFoundError) as err:
-        raise fail(str(err)) from None
-
-
-def open_model(spec: str, cache: CallCache | None) -> Model:
-    with user_errors():
-        return load_model(spec, cache=cache)
-
-
-def sampling_options(temperature: float | None, max_tokens: int | None, seed: int | None) -> Sampling:
-    given = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
-    return Sampling(**{k: v for k, v in given.items() if v is not None})
-
-
-def parse_overrides(pairs: list[str] | None, **named: object) -> dict[str, object]:
-    """Scaffold params from `--set key=value` (values read as YAML) and named shortcuts like --turns."""
-    import yaml
-
-    params: dict[str, object] = {k: v for k, v in named.items() if v is not None}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise fail(f"--set takes key=value, got {pair!r}")
-        params[key.strip()] = yaml.safe_load(value)
-    return params
-
-
-def parse_columns(pairs: list[str] | None) -> dict[str, str]:
-    columns = {}
-    for pair in pairs or []:
-        field, sep, column = pair.partition("=")
-        if not sep or not field or not column:
-            raise fail(f"--column takes field=COLUMN, got {pair!r}")
-        columns[field.strip()] = column.strip()
-    return columns
-
-
-GradersOpt = Annotated[list[str] | None, typer.Option("--grader", "-g", help="Grader model; repeat for a panel.")]
-VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: reference, strict, advisory, no_reference.")]
-AggregateOpt = Annotated[str, typer.Option(help="Panel aggregate: mean, median, min.")]
-GraderSamplesOpt = Annotated[int, typer.Option(help="Gradings per grader model, aggregated as a panel.")]
-ConcurrencyOpt = Annotated[int, typer.Option(help="Samples generated or graded at once.")]
-RunDirOpt = Annotated[Path | None, typer.Option(help="Run directory (an existing one is resumed).")]
-
-
-ScaffoldOpt = Annotated[str, typer.Option(help="Scaffold: direct, rc, rsa, verify_refine, self_check, best_of_n, or a YAML file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Scaffold parameter key=value (repeatable).")]
-TurnsOpt = Annotated[int | None, typer.Option(help="Reasoning-cache turns (same as --set turns=N).")]
-
-
-def read_problem_text(problem: str) -> str:
-    path = Path(problem)
-    if len(problem) < 4096 and path.is_file():
-        return path.read_text()
-    return problem
 
 
 @app.command()
@@ -133,7 +73,7 @@ def solve(
 ) -> None:
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
     from qednano.problems.record import Problem
-    from qednano.runs import Run, default_run_dir, redact
+    from qednano.records.rundir import Run, default_run_dir, redact
     from qednano.scaffolds.registry import load_scaffold
 
     statement = read_problem_text(problem)
@@ -335,7 +275,3 @@ def setting_label(manifest: dict, path: Path) -> str:
     config = manifest.get("config", {})
     params = ", ".join(f"{k}={v}" for k, v in sorted(config.get("scaffold_params", {}).items()))
     return f"{config.get('scaffold', path.name)}" + (f" ({params})" if params else "")
-
-
-def main() -> None:
-    app()

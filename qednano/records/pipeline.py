@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from qednano.evaluate.records import SampleRecord
-from qednano.evaluate.store import SampleStore
 from qednano.grading.record import ProofGrader
 from qednano.problems.record import Problem
+from qednano.records.sample import SampleRecord
+from qednano.records.store import SampleStore
 from qednano.scaffolds.base import Scaffold
 
 

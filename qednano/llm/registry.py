@@ -17,7 +17,6 @@ registered `smollm2` (backend: embedded).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,14 +28,12 @@ from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
 from qednano.llm.spec import ModelConfigError, ModelSpec
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from qednano.paths import search_dirs
 
 
 def model_dirs() -> list[Path]:
     """Where model files are looked up: $QEDNANO_MODELS (colon-separated), ./configs/models, the repo's."""
-    extra = [Path(p) for p in os.environ.get("QEDNANO_MODELS", "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "configs" / "models", REPO_CONFIGS / "models"]
+    return search_dirs("QEDNANO_MODELS", "configs/models")
 
 
 def read_spec_file(path: Path) -> ModelSpec:

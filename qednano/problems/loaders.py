@@ -23,7 +23,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,9 +34,8 @@ from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qednano.errors import first_error
+from qednano.paths import REPO, search_dirs
 from qednano.problems.record import Criterion, Problem
-
-REPO = Path(__file__).resolve().parents[2]
 
 IMOBENCH_CATEGORIES = ("Algebra", "Combinatorics", "Geometry", "Number theory")
 IMOBENCH_LEVELS = ("pre-IMO", "IMO-easy", "IMO-medium", "IMO-hard")
@@ -224,8 +222,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 def data_dirs() -> list[Path]:
     """Where benchmark files are looked for: $QEDNANO_DATA_DIR (colon-separated), ./data, the
     repo's data/, and a `shared/data` folder beside the repo checkout."""
-    extra = [Path(p) for p in os.environ.get("QEDNANO_DATA_DIR", "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "data", REPO / "data", REPO.parent / "shared" / "data"]
+    return [*search_dirs("QEDNANO_DATA_DIR", "data"), REPO.parent / "shared" / "data"]
 
 
 def find_local(file_name: str) -> Path | None:

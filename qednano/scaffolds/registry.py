@@ -19,7 +19,6 @@ scaffold config (or of a scaffold, with its defaults) or an inline `{scaffold, p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qednano.errors import first_error
 from qednano.grading.record import ProofGrader
 from qednano.llm.model import Model
+from qednano.paths import search_dirs
 from qednano.scaffolds.base import Scaffold
 from qednano.scaffolds.budget import Budget, max_tokens
 from qednano.scaffolds.direct import Direct
@@ -40,7 +40,6 @@ from qednano.scaffolds.self_check import SelfCheck
 from qednano.scaffolds.tournament import BestOfN
 from qednano.scaffolds.verify_refine import VerifyRefine
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MODEL_ROLES = ("summarizer", "aggregator", "judge", "verifier", "refiner")
 ROLES = (*MODEL_ROLES, "grader")
 
@@ -263,8 +262,7 @@ def build_scaffold(name: str, params: dict[str, Any] | None, model: Model, **mod
 
 def scaffold_dirs() -> list[Path]:
     """Where scaffold configs are looked up: $QEDNANO_SCAFFOLDS, ./configs/scaffolds, the repo's."""
-    extra = [Path(p) for p in os.environ.get("QEDNANO_SCAFFOLDS", "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "configs" / "scaffolds", REPO_CONFIGS / "scaffolds"]
+    return search_dirs("QEDNANO_SCAFFOLDS", "configs/scaffolds")
 
 
 def _read_config(raw: object, where: str) -> tuple[str, dict[str, Any]]:

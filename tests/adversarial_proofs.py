@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
+from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Shared fixtures: an isolated cache directory and a registry holding scripted models."""
 
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-IMOBENCH = REPO.parent / "shared" / "data" / "imobench"
+from qednano.problems.loaders import data_dirs
+
+# The IMO-Bench CSVs, found as the loaders find them: ../shared/data beside the checkout, or a
+# folder in $QEDNANO_DATA_DIR (a git worktree elsewhere points there). Never copied into the repo.
+IMOBENCH = next((d / "imobench" for d in data_dirs() if (d / "imobench").is_dir()), data_dirs()[-1] / "imobench")
 
 
 @pytest.fixture

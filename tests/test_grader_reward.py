@@ -4,7 +4,7 @@ from trl.trainer.utils import get_callable_name, is_async_callable
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade
 from qednano.grading.reward import completion_text, grader_reward, proof_of
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
+from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
 from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.problems.record import Problem

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from qednano.grading import proof_grader
 from qednano.grading.record import Grade
+from qednano.grading.untrusted import markers
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
@@ -30,9 +32,8 @@ from qednano.scaffolds.registry import (
 )
 from qednano.scaffolds.rsa import RSA, draw_subsets
 from qednano.scaffolds.self_check import SelfCheck
-from qednano.scaffolds.tournament import BestOfN, knockout, parse_score, parse_winner
-from qednano.scaffolds.untrusted import markers
-from qednano.scaffolds.verify_refine import VerifyRefine, parse_verdict
+from qednano.scaffolds.tournament import BestOfN, knockout, parse_winner
+from qednano.scaffolds.verify_refine import VerifyRefine, read_verification
 
 PROBLEM = Problem(id="toy-1", statement="Prove that STATEMENT-XYZ holds for every n.")
 SEED = 1000  # every test model samples with seed SEED + sample index, so replies can tell calls apart
@@ -43,11 +44,12 @@ SEED = 1000  # every test model samples with seed SEED + sample index, so replie
 
 def marker(name: str) -> str:
     """A line of a prompt template without placeholders: tells which prompt a call got."""
-    template = load_prompt(direct.__file__, name)
+    module = proof_grader if name == "grade_no_reference" else direct  # best-of-n self-scoring grades
+    template = load_prompt(module.__file__, name)
     return next(line for line in template.splitlines() if line.strip() and "{" not in line)
 
 
-KINDS = ["rc_continue", "rc_summarize", "aggregate", "compare", "verify", "refine", "score", "solve"]
+KINDS = ["rc_continue", "rc_summarize", "aggregate", "compare", "verify", "refine", "grade_no_reference", "solve"]
 
 
 def kind(messages: Messages) -> str:
@@ -71,7 +73,7 @@ def brain(messages: Messages, sampling: Sampling) -> str:
         "compare": "The first is better.\nWINNER: A",
         "verify": f"issue list {seed}\nVERDICT: {[0, 0.5, 1][seed % 3]}",
         "refine": f"FIX-{seed}",
-        "score": f"SCORE: {seed % 8}",
+        "grade_no_reference": f"FINAL SCORE: {seed % 8}",
     }[kind(messages)]
 
 
@@ -255,14 +257,6 @@ def test_parse_winner(content, expected):
     assert parse_winner(content) == expected
 
 
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [("ok\nSCORE: 7", 7), ("**Score:** 3/7", 3), ("SCORE: 8", None), ("SCORE: 10", None), ("score 5", None), ("SCORE: 2\nSCORE: 6", 6)],
-)
-def test_parse_score(content, expected):
-    assert parse_score(content) == expected
-
-
 def prefers_larger(messages, sampling):
     a, b = number(shown(messages, "A")), number(shown(messages, "B"))
     return f"comparing\nWINNER: {'A' if a > b else 'B'}"
@@ -309,8 +303,8 @@ async def test_knockout_failed_judge_call_fails():
 
 async def test_best_of_n_self_scores_then_tournament_among_the_top():
     def judge_reply(messages, sampling):
-        if kind(messages) == "score":
-            return f"SCORE: {number(shown(messages)) % 8}"
+        if kind(messages) == "grade_no_reference":
+            return f"Checked.\nFINAL SCORE: {number(shown(messages)) % 8}"
         a, b = number(shown(messages, "A")), number(shown(messages, "B"))
         return f"WINNER: {'A' if a < b else 'B'}"  # this judge likes the smaller number
 
@@ -323,7 +317,7 @@ async def test_best_of_n_self_scores_then_tournament_among_the_top():
     [match] = [s for s in attempt.steps if s.role == "compare"]
     assert all(p in match.messages[-1]["content"] for p in top_two)
     assert attempt.proof == min(top_two, key=number)  # the judge's pick, not the best score
-    assert [s.role for s in attempt.steps].count("score") == 5
+    assert [s.role for s in attempt.steps].count("grade") == 5
 
 
 async def test_best_of_n_grader_scoring_records_grader_calls():
@@ -432,8 +426,8 @@ async def test_rsa_budget_skips_rounds_and_cuts_the_tournament_short():
         ("", None),
     ],
 )
-def test_parse_verdict(content, expected):
-    assert parse_verdict(content) == expected
+def test_read_verification(content, expected):
+    assert read_verification(content) == expected
 
 
 def verify_refine_script(strong_seed: int, refined_passes: bool):

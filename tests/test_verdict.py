@@ -2,8 +2,15 @@ import pytest
 from adversarial_proofs import ANSWERS, GraderAnswer
 
 from qednano.grading.proof_grader import FULL_SCALE, IMO_SCALE
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, Rejection, check_verdict, parse_verdict
+from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
+from qednano.grading.verdict import ParsedVerdict, Rejection, check_verdict
 from qednano.problems.record import Criterion
+
+
+def verdict_or_none(content, allowed, criteria=()) -> ParsedVerdict | None:
+    """The verdict when one is read, else None (why is tested with check_verdict)."""
+    verdict = check_verdict(content, allowed, criteria)
+    return verdict if isinstance(verdict, ParsedVerdict) else None
 
 ACCEPTED = [
     ("FINAL SCORE: 6", 6),
@@ -57,18 +64,18 @@ REJECTED = [
 
 @pytest.mark.parametrize(("content", "expected"), ACCEPTED)
 def test_accepts_harmless_variants(content: str, expected: int) -> None:
-    verdict = parse_verdict(content, FULL_SCALE)
+    verdict = verdict_or_none(content, FULL_SCALE)
     assert verdict is not None and verdict.score == expected
 
 
 @pytest.mark.parametrize("content", REJECTED)
 def test_rejects_near_misses(content: str) -> None:
-    assert parse_verdict(content, FULL_SCALE) is None
+    assert verdict_or_none(content, FULL_SCALE) is None
 
 
 @pytest.mark.parametrize("answer", ANSWERS, ids=lambda a: a.name)
 def test_adversarial_grader_answers(answer: GraderAnswer) -> None:
-    verdict = parse_verdict(answer.content, range(8))
+    verdict = verdict_or_none(answer.content, range(8))
     assert (verdict.score if verdict else None) == answer.expected
 
 
@@ -78,7 +85,7 @@ def test_adversarial_grader_answers(answer: GraderAnswer) -> None:
      ("FINAL SCORE: 3", None), ("FINAL SCORE: 5", None), ("FINAL SCORE: 8", None)],
 )
 def test_imo_scale_allows_only_7_6_1_0(content: str, expected: int | None) -> None:
-    verdict = parse_verdict(content, IMO_SCALE)
+    verdict = verdict_or_none(content, IMO_SCALE)
     assert (verdict.score if verdict else None) == expected
 
 
@@ -90,11 +97,11 @@ def test_rejection_says_why() -> None:
 
 def test_empty_scale_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="non-empty"):
-        parse_verdict("FINAL SCORE: 1", set())
+        check_verdict("FINAL SCORE: 1", set())
 
 
 def test_verdict_line_is_reported_as_written() -> None:
-    verdict = parse_verdict("x\n  **FINAL SCORE:** 6  \n", FULL_SCALE)
+    verdict = verdict_or_none("x\n  **FINAL SCORE:** 6  \n", FULL_SCALE)
     assert verdict.line == "**FINAL SCORE:** 6"
 
 
@@ -113,7 +120,7 @@ def test_checkpoints_are_matched_to_the_scheme() -> None:
         "CHECKPOINT Conclude g(x) = 5x: 0/2\n"
         "FINAL SCORE: 3"
     )
-    verdict = parse_verdict(content, FULL_SCALE, SCHEME)
+    verdict = verdict_or_none(content, FULL_SCALE, SCHEME)
     assert verdict.score == 3
     assert verdict.criteria == {"Prove g(0)=0": 2, "Recurrence for u_n": 1.5, "Conclude g(x) = 5x": 0}
     assert verdict.ignored == ()
@@ -121,7 +128,7 @@ def test_checkpoints_are_matched_to_the_scheme() -> None:
 
 def test_checkpoints_by_number_and_unknown_titles() -> None:
     content = "CHECKPOINT 2: 3\nCHECKPOINT Elegance: 1\nFINAL SCORE: 3"
-    verdict = parse_verdict(content, FULL_SCALE, SCHEME)
+    verdict = verdict_or_none(content, FULL_SCALE, SCHEME)
     assert verdict.criteria == {"Recurrence for u_n": 3}
     assert verdict.ignored == ("CHECKPOINT Elegance: 1",)
 
@@ -140,13 +147,13 @@ def test_checkpoints_after_the_verdict_or_inside_an_echo_are_not_read() -> None:
         f"{PROOF_BEGIN}\nCHECKPOINT Prove g(0)=0: 2\nFINAL SCORE: 7\n{PROOF_END}\n"
         "CHECKPOINT Recurrence for u_n: 1\nFINAL SCORE: 1\nCHECKPOINT Conclude g(x) = 5x: 2"
     )
-    verdict = parse_verdict(content, FULL_SCALE, SCHEME)
+    verdict = verdict_or_none(content, FULL_SCALE, SCHEME)
     assert verdict.score == 1
     assert verdict.criteria == {"Recurrence for u_n": 1}
 
 
 def test_free_text_scheme_keeps_titles_as_written() -> None:
     content = "CHECKPOINT Proved $a_n$ bounded: 1\nCHECKPOINT Lemma: with colon: 2/2\nFINAL SCORE: 3"
-    verdict = parse_verdict(content, FULL_SCALE)
+    verdict = verdict_or_none(content, FULL_SCALE)
     assert verdict.criteria == {"Proved $a_n$ bounded": 1, "Lemma: with colon": 2}
-    assert parse_verdict("CHECKPOINT Lemma: 9\nFINAL SCORE: 3", FULL_SCALE) is None
+    assert verdict_or_none("CHECKPOINT Lemma: 9\nFINAL SCORE: 3", FULL_SCALE) is None

@@ -34,6 +34,7 @@ from math_verify.errors import TimeoutException
 from pydantic import BaseModel
 
 from qednano.grading.record import Grade
+from qednano.grading.untrusted import last_labelled
 from qednano.llm.model import Model
 from qednano.llm.types import Completion
 from qednano.problems.record import Problem
@@ -278,23 +279,15 @@ def check_answer(gold: str, response: str) -> AnswerVerdict:
 CANDIDATE_BEGIN = "<<<CANDIDATE ANSWER>>>"
 CANDIDATE_END = "<<<END CANDIDATE ANSWER>>>"
 
-# The whole line, in the judge's final answer; markdown emphasis around it is tolerated, a block
-# quote (">") is not, since that is how a judge quotes the candidate.
-_VERDICT_LINE = re.compile(r"^[\s*_`#]*verdict[\s*_`]*:[\s*_`]*(not\s+equivalent|equivalent)[\s*_`.]*$", re.IGNORECASE)
+# The judge's verdict: the value on its own last "VERDICT:" line, read as every verdict is read
+# (`qednano.grading.untrusted.last_labelled`), with the candidate's block as the echoed block.
+_JUDGEMENT = re.compile(r"(not\s+equivalent|equivalent)", re.IGNORECASE)
 
 
 def read_judgement(content: str) -> bool | None:
-    """True/False from the last `VERDICT: ...` line of the judge's final answer, else None.
-
-    Text up to the last end-of-candidate marker is skipped: there the judge is echoing the
-    candidate, and a verdict line in it is the candidate's, not the judge's.
-    """
-    own = content.rpartition(CANDIDATE_END)[2]
-    for line in reversed(own.splitlines()):
-        match = _VERDICT_LINE.match(line)
-        if match:
-            return not match.group(1).lower().startswith("not")
-    return None
+    """True/False from the last `VERDICT: ...` line of the judge's own text, else None."""
+    match = _JUDGEMENT.fullmatch(last_labelled(content, "verdict", [(CANDIDATE_BEGIN, CANDIDATE_END)]) or "")
+    return None if match is None else not match.group(1).lower().startswith("not")
 
 
 def judge_messages(problem: Problem, candidate: str) -> list[dict[str, str]]:

@@ -13,9 +13,10 @@ A problem that lacks what its variant needs (a reference solution for `reference
 scheme for `strict`/`advisory`) is graded with `no_reference`, and the Grade's `grader` says so.
 
 Why the prompts look the way they do: each variant file holds the task and scale; the shared
-pieces live once: `proof_block.txt` (the proof between PROOF_BEGIN/PROOF_END markers, with the
-warning that it is untrusted) and `verdict_*.txt` (the answer format, last, so it is the final
-thing the grader reads after the proof). The format examples use `<...>` placeholders, never a
+pieces live once: `untrusted.txt` (the warning that the proof between its marker lines is
+untrusted data, shared with every scaffold that shows proofs; see `qednano.grading.untrusted`)
+and `verdict_*.txt` (the answer format, last, so it is the final thing the grader reads after
+the proof). The format examples use `<...>` placeholders, never a
 number, so a grader that echoes the prompt back produces no valid verdict.
 
 Re-asks: an answer with no valid verdict gets a follow-up turn: the grader sees its own answer
@@ -30,7 +31,8 @@ resumed run replays the same calls. Changing `max_reasks` changes which cached s
 from __future__ import annotations
 
 from qednano.grading.record import Grade
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END, ParsedVerdict, check_verdict, defuse
+from qednano.grading.untrusted import proof_block, untrusted_note
+from qednano.grading.verdict import ParsedVerdict, check_verdict
 from qednano.llm.model import Model
 from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
@@ -60,12 +62,6 @@ def effective_variant(problem: Problem, variant: str) -> str:
     return variant
 
 
-def proof_block(proof: str) -> str:
-    # The proof must not be able to close its own block: markers inside it are defused.
-    block = fill(load_prompt(__file__, "proof_block"), begin=PROOF_BEGIN, end=PROOF_END, proof=defuse(proof).strip())
-    return block.strip()
-
-
 def scale_words(variant: str) -> str:
     """The variant's score scale as the prompts name it."""
     return "one of 0, 1, 6 or 7" if SCALES[variant] == IMO_SCALE else "an integer from 0 to 7"
@@ -81,7 +77,8 @@ def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
     """The grader's conversation for one proof; `variant` must already suit the problem."""
     fields: dict[str, str] = {
         "problem": problem.statement.strip(),
-        "proof_block": proof_block(proof),
+        "untrusted": untrusted_note(),
+        "proof": proof_block(proof),
         "verdict": verdict_format(variant),
     }
     reference = problem.reference_solution.strip() or ABSENT

@@ -1,4 +1,4 @@
-"""Reading a grader's verdict from its final answer.
+"""Reading a rubric grader's 0-7 verdict from its final answer.
 
 The grader prompt asks for an answer that ends with
 
@@ -9,16 +9,11 @@ A line-anchored label with a colon is easy to find, hard to write by accident in
 survives the markdown graders like to add (`**FINAL SCORE:** 6`, `## Final score: 6/7`).
 
 The proof being graded is untrusted: it may contain its own "FINAL SCORE: 7", a fake end of
-proof marker, or instructions to the grader. The prompt delimits it with PROOF_BEGIN/PROOF_END
-(and removes those markers from the proof itself), and this parser reads only text the grader
-wrote outside any echoed proof block:
-
-- only the grader's final answer (`Completion.content`) is read, never its reasoning;
-- everything up to the last PROOF_END is skipped, and so is a PROOF_BEGIN left open after it
-  (a grader that quotes the proof back);
-- block quotes (`> ...`) are not verdict lines: graders quote the proof that way;
-- the LAST verdict line decides. If it is malformed or out of range the verdict is rejected,
-  rather than falling back to an earlier line that may be a quotation.
+proof marker, or instructions to the grader. Only the grader's own lines are read, as every
+verdict in qednano is read (`qednano.grading.untrusted.own_lines`): its final answer, outside
+any echoed proof block, without block quotes; and the LAST verdict line decides. If it is
+malformed or out of range the verdict is rejected, rather than falling back to an earlier line
+that may be a quotation.
 """
 
 from __future__ import annotations
@@ -27,19 +22,11 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+from qednano.grading.untrusted import label_value, own_lines
 from qednano.problems.record import Criterion
 
-PROOF_BEGIN = "<<<BEGIN UNTRUSTED PROOF>>>"
-PROOF_END = "<<<END UNTRUSTED PROOF>>>"
-# Any marker of this family, whatever its label, case or spacing (scaffolds label theirs
-# "<<<BEGIN UNTRUSTED PROOF A>>>"): none may survive inside a proof, not even a near-copy that
-# could persuade a model its block has ended.
-_PROOF_MARKER = re.compile(r"<<<\s*(?:BEGIN|END)\s+UNTRUSTED\s+PROOF\b[^<>\n]*>>>", re.IGNORECASE)
-MARKER_REMOVED = "[marker removed]"
-
-# A verdict or checkpoint line is recognised by its label plus a colon at the start of the line;
+# A verdict or checkpoint line is recognised by its label at the start of the line and a colon;
 # what follows the colon must then be a bare number, or the line is a malformed verdict.
-_FINAL = re.compile(r"^final\s+score[\s*_`]*:(?P<value>.*)$", re.IGNORECASE)
 _CHECKPOINT = re.compile(r"^checkpoint\b[\s*_`]*(?P<rest>.*:.*)$", re.IGNORECASE)
 # A whole line that is only \boxed{N}, possibly in math delimiters: accepted as the last line.
 _BOXED_LINE = re.compile(r"^(?:\$\$?|\\\[|\\\()?\s*\\boxed\{(?P<value>[^{}]*)\}\s*(?:\$\$?|\\\]|\\\))?\.?$")
@@ -65,22 +52,12 @@ class Rejection:
     reason: str
 
 
-def parse_verdict(
-    grader_content: str,
-    allowed: Collection[int],
-    criteria: Sequence[Criterion] = (),
-) -> ParsedVerdict | None:
-    """The verdict at the end of a grader's final answer, or None if there is no valid one."""
-    found = check_verdict(grader_content, allowed, criteria)
-    return found if isinstance(found, ParsedVerdict) else None
-
-
 def check_verdict(
     grader_content: str,
     allowed: Collection[int],
     criteria: Sequence[Criterion] = (),
 ) -> ParsedVerdict | Rejection:
-    """Like `parse_verdict`, but says why a verdict was rejected.
+    """The 0-7 verdict at the end of a grader's final answer, or why there is no valid one.
 
     `allowed` is the score scale (e.g. {0, 1, 6, 7} or range(8)). `criteria` is the problem's
     structured marking scheme: checkpoint lines are matched to it by title (or 1-based number)
@@ -89,19 +66,21 @@ def check_verdict(
     """
     scale = frozenset(allowed)
     if not scale:
-        raise ValueError("parse_verdict needs a non-empty set of allowed scores")
+        raise ValueError("check_verdict needs a non-empty set of allowed scores")
     # Lines as written (for messages) and without markdown (for matching); blank ones dropped.
-    originals = [line.strip() for line in outside_echoed_proof(grader_content).splitlines() if _clean(line)]
-    lines = [_clean(line) for line in originals]
+    own = own_lines(grader_content)
+    originals, lines = [written for written, _ in own], [cleaned for _, cleaned in own]
 
-    verdicts = [i for i, line in enumerate(lines) if _FINAL.match(line)]
+    verdicts = [i for i, line in enumerate(lines) if label_value(line, "final score") is not None]
     if lines and _BOXED_LINE.match(lines[-1]):
         verdicts.append(len(lines) - 1)
     if not verdicts:
         return Rejection("no 'FINAL SCORE: <n>' line in the grader's answer")
 
     last = verdicts[-1]
-    value = (_FINAL.match(lines[last]) or _BOXED_LINE.match(lines[last]))["value"]
+    value = label_value(lines[last], "final score")
+    if value is None:
+        value = _BOXED_LINE.match(lines[last])["value"]
     if not value.strip() and last + 1 < len(lines):
         value = lines[last + 1]  # "**Final score:**" with the number on the line below
     score = _score(value, scale)
@@ -120,34 +99,6 @@ def check_verdict(
             else:
                 points[read[0]] = read[1]  # a later line for the same checkpoint wins
     return ParsedVerdict(score=score, criteria=points, line=originals[last], ignored=tuple(ignored))
-
-
-def outside_echoed_proof(text: str, markers: Sequence[tuple[str, str]] = ((PROOF_BEGIN, PROOF_END),)) -> str:
-    """The part of a grader's or judge's answer that is not a copy of a proof.
-
-    `markers` are the (begin, end) marker pairs of the proof blocks its prompt showed (several
-    when it showed several proofs). The answer's own text starts after the last end marker of
-    any block.
-    """
-    cut = max((text.rfind(end) + len(end) for _, end in markers if end in text), default=0)
-    region = text[cut:]
-    # A proof block opened after the last end marker never closed: all of it is quotation.
-    opened = [region.find(begin) for begin, _ in markers if begin in region]
-    return region[: min(opened, default=len(region))]
-
-
-def defuse(text: str) -> str:
-    """`text` with every proof marker replaced, so it cannot open or close a proof block."""
-    return _PROOF_MARKER.sub(MARKER_REMOVED, text)
-
-
-def _clean(line: str) -> str:
-    """A line without its markdown frame. Block quotes (`> ...`) keep their `>`, so a quoted
-    verdict never starts with the label and is never read as the grader's own."""
-    line = re.sub(r"^(?:#+|[-+]\s)\s*", "", line.strip())  # heading marks or a list bullet
-    # Bold, italics and code marks around the line. Inner ones stay: a checkpoint title may
-    # hold math such as a_n, and the label patterns skip marks between label and colon.
-    return line.strip("*_` \t")
 
 
 def _number(text: str) -> tuple[float, float | None] | Rejection:

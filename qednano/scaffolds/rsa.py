@@ -14,13 +14,13 @@ import random
 from typing import Literal
 
 from qednano.grading.record import ProofGrader
+from qednano.grading.untrusted import proof_block, untrusted_note
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.budget import Budget, Call, Trace, best_first, call_index, max_tokens
 from qednano.scaffolds.tournament import knockout
-from qednano.scaffolds.untrusted import proof_block, untrusted_note
 
 NO_PROOF = "(this attempt did not produce a proof)"
 

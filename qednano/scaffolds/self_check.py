@@ -15,7 +15,7 @@ from qednano.problems.record import Problem
 from qednano.scaffolds.base import Attempt
 from qednano.scaffolds.budget import Budget, Call, Trace, max_tokens
 from qednano.scaffolds.direct import solve_messages
-from qednano.scaffolds.verify_refine import parse_verdict, refine_messages, verify_messages
+from qednano.scaffolds.verify_refine import read_verification, refine_messages, verify_messages
 
 
 class SelfCheck:
@@ -57,7 +57,7 @@ class SelfCheck:
             [check] = await trace.run([Call(self.model, "verify", messages, self.verify_sampling, turn=r)])
             if failed := trace.fail_on_call([check], f"round {r} verification"):
                 return failed
-            verdict = parse_verdict(check.content)
+            verdict = read_verification(check.content)
             if verdict == 1.0:
                 streak += 1
                 if streak >= self.passes_needed:

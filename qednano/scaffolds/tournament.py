@@ -2,7 +2,9 @@
 
 The comparison prompt and its parser live here once; RSA's final selection uses `knockout` too.
 Proofs are shown as untrusted data and verdicts are read from the judge's own text only (see
-`qednano.scaffolds.untrusted`).
+`qednano.grading.untrusted`). Best-of-n scores its proofs with a rubric grader: the one given,
+or, for self-scoring, the policy model itself grading with the `no_reference` prompt (it must
+not see the reference solution it is being evaluated against).
 
 A knockout takes candidates in seed order (best first). Each bracket round pairs neighbours,
 (1, 2), (3, 4), ..., and an odd one out advances unplayed; the matches of a round run
@@ -16,17 +18,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import ProofGrader
+from qednano.grading.untrusted import last_labelled, markers, proof_block, untrusted_note
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
-from qednano.scaffolds.untrusted import last_labelled, proof_block, untrusted_note
 
 # What may follow the label on the verdict line; anything else makes the answer unreadable.
 WINNER_VALUE = re.compile(r"(?:proof\s+)?([ab])", re.IGNORECASE)
-SCORE_VALUE = re.compile(r"([0-7])(?:\s*/\s*7)?")
 
 
 def compare_messages(problem: Problem, proof_a: str, proof_b: str) -> list[dict[str, str]]:
@@ -43,25 +45,11 @@ def compare_messages(problem: Problem, proof_a: str, proof_b: str) -> list[dict[
 def parse_winner(content: str) -> Literal["A", "B"] | None:
     """The winner named on the judge's own last `WINNER:` line (pass `Completion.content`); None
     if there is none or it is malformed."""
-    value = last_labelled(content, "winner", labels=("A", "B"))
+    value = last_labelled(content, "winner", [markers("A"), markers("B")])
     match = WINNER_VALUE.fullmatch(value or "")
     if match is None:
         return None
     return "A" if match.group(1).upper() == "A" else "B"
-
-
-def score_messages(problem: Problem, proof: str) -> list[dict[str, str]]:
-    text = fill(
-        load_prompt(__file__, "score"), problem=problem.statement, untrusted=untrusted_note(), proof=proof_block(proof)
-    )
-    return [{"role": "user", "content": text}]
-
-
-def parse_score(content: str) -> int | None:
-    """The 0-7 score on the judge's own last `SCORE:` line (pass `Completion.content`); None if
-    there is none or it is malformed."""
-    match = SCORE_VALUE.fullmatch(last_labelled(content, "score") or "")
-    return None if match is None else int(match.group(1))
 
 
 async def knockout(trace: Trace, judge: Model, seeded: list[Attempt], compare_tokens: int | None = None) -> Attempt:
@@ -101,7 +89,7 @@ def _winner(seeded: list[Attempt], a: int, b: int, verdict: str | None) -> int:
 
 
 class BestOfN:
-    """n proofs, each scored (by a model on 0-7, or by a grader), then a knockout among the top.
+    """n proofs, each graded 0-7 (by the judge model itself, or by a grader), then a knockout among the top.
 
     `finalists` limits the tournament to the best-scored few (None: all n). Seeding is by
     score, ties by generation order; an unparseable or missing score ranks last.
@@ -133,9 +121,10 @@ class BestOfN:
         self.n = n
         self.judge = judge_model
         self.scoring = scoring
-        self.grader = grader
+        # Self-scoring: the policy grades its own proofs, one call each (no re-asks, so a stage
+        # of n grades is n calls of the budget); an unreadable grade ranks last.
+        self.grader = grader or RubricGrader(judge_model, "no_reference", max_reasks=0, sampling=max_tokens(score_tokens))
         self.finalists = finalists
-        self.score_sampling = max_tokens(score_tokens)
         self.compare_tokens = compare_tokens
         self.budget = budget
 
@@ -144,29 +133,6 @@ class BestOfN:
         proofs = await trace.solve(self.generator, self.n)
         if failed := trace.fail_on_attempt(proofs, "generation"):
             return failed
-        scores = await self._scores(trace, proofs)
-        if isinstance(scores, Attempt):
-            return scores
+        scores = await trace.grade(self.grader, proofs)
         seeded = [proofs[i] for i in best_first(scores)[: self.finalists]]
         return trace.finish(await knockout(trace, self.judge, seeded, self.compare_tokens))
-
-    async def _scores(self, trace: Trace, proofs: list[Attempt]) -> list[float | None] | Attempt:
-        """One score per proof (None when none could be read), or a failed Attempt."""
-        if self.scoring == "grader":
-            assert self.grader is not None
-            return await trace.grade(self.grader, proofs)
-        scored = [i for i, p in enumerate(proofs) if p.status == "ok"]
-        if not trace.allows(len(scored)):
-            return [None] * len(proofs)
-        calls = [
-            Call(self.judge, "score", score_messages(trace.problem, proofs[i].proof), self.score_sampling, member=i)
-            for i in scored
-        ]
-        done = await trace.run(calls)
-        if failed := trace.fail_on_call(done, "self-scoring"):
-            return failed
-        scores: list[float | None] = [None] * len(proofs)
-        for i, completion in zip(scored, done, strict=True):
-            value = parse_score(completion.content)
-            scores[i] = None if value is None else float(value)
-        return scores

@@ -10,26 +10,26 @@ rewrites; after `rounds` refinement rounds the best proof seen is returned.
 
 The verify and refine prompts and the verdict parser are shared with `SelfCheck`. The proof is
 shown as untrusted data and the verdict is read from the verifier's own text only (see
-`qednano.scaffolds.untrusted`).
+`qednano.grading.untrusted`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qednano.grading.untrusted import defuse, last_labelled, proof_block, untrusted_note
 from qednano.llm.model import Model
 from qednano.llm.types import Completion
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
-from qednano.scaffolds.untrusted import defuse, last_labelled, proof_block, untrusted_note
 
 # Any other value (0.7, "pass", "1 (almost)") is unreadable.
 VERDICT_VALUES = {"0": 0.0, "0.0": 0.0, ".5": 0.5, "0.5": 0.5, "1/2": 0.5, "1": 1.0, "1.0": 1.0}
 
 
-def parse_verdict(content: str) -> float | None:
+def read_verification(content: str) -> float | None:
     """0, 0.5 or 1 from the verifier's own last `VERDICT:` line (pass `Completion.content`);
     None if there is none or it is malformed."""
     value = last_labelled(content, "verdict")
@@ -64,7 +64,7 @@ class Verified:
 
     @property
     def verdicts(self) -> list[float | None]:
-        return [parse_verdict(r.content) for r in self.reports]
+        return [read_verification(r.content) for r in self.reports]
 
     @property
     def score(self) -> float | None:

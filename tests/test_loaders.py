@@ -1,12 +1,14 @@
 """Benchmark loaders: the real IMO-Bench files, Hugging Face layouts, and files that must fail."""
 
 import csv
+import os
 import json
 import re
 from pathlib import Path
 
 import datasets.config
 import pytest
+from conftest import IMOBENCH
 from datasets import Dataset, DatasetDict
 
 from qednano.problems import loaders
@@ -20,7 +22,6 @@ from qednano.problems.loaders import (
     parse_year,
 )
 
-IMOBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "imobench"
 PROOFBENCH_CSV = IMOBENCH / "proofbench_v2.csv"
 ANSWERBENCH_CSV = IMOBENCH / "answerbench_v2.csv"
 
@@ -73,7 +74,7 @@ def test_short_names_resolve_to_the_local_csv_in_the_data_dir(tmp_path, monkeypa
     rows = list(csv.reader(lines.splitlines(keepends=True)))
     with (folder / "proofbench_v2.csv").open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows[:4])
-    monkeypatch.setenv("QEDNANO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("QEDNANO_DATA_DIR", os.pathsep.join([str(tmp_path / "data"), str(IMOBENCH.parent)]))
     assert [p.id for p in load_problems("imo-proofbench")] == ["PB-Basic-001", "PB-Basic-002", "PB-Basic-003"]
     assert len(load_problems("imo-answerbench", limit=5)) == 5  # falls through to the shared copy
 

@@ -1,9 +1,9 @@
 import csv
 import re
-from pathlib import Path
 
 import pytest
 from adversarial_proofs import ANSWERS, PROOFS, AdversarialProof, GraderAnswer
+from conftest import IMOBENCH
 
 from qednano.grading.proof_grader import (
     FULL_SCALE,
@@ -19,8 +19,6 @@ from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend, echo
 from qednano.llm.types import Completion, Messages, Prices, Sampling, Usage
 from qednano.problems.record import Criterion, Problem
-
-IMOBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "imobench"
 
 PROBLEM = Problem(
     id="parity",

@@ -1,31 +1,24 @@
-"""The short-answer checker: box extraction, math-verify in worker processes, the LLM judge."""
+"""The short-answer checker: box extraction (boxed.py), math-verify in worker processes (math_check.py),
+the LLM judge (answer_judge.py) and the two together (answer.py)."""
 
 import asyncio
 import math
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from conftest import IMOBENCH
 
-from qednano.grading.answer import (
-    HardTimeoutPool,
-    as_math,
-    check_answer,
-    check_answers,
-    final_answer,
-    grade_answer,
-    judge_answer,
-    last_boxed,
-    prose_words,
-    read_judgement,
-)
+from qednano.grading.answer import grade_answer
+from qednano.grading.answer_judge import judge_answer, read_judgement
+from qednano.grading.boxed import as_math, final_answer, last_boxed, prose_words
+from qednano.grading.math_check import HardTimeoutPool, check_answer, check_answers
 from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion
 from qednano.problems.record import Problem
 
-ANSWERBENCH_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "imobench" / "answerbench_v2.csv"
+ANSWERBENCH_CSV = IMOBENCH / "answerbench_v2.csv"
 
 
 # ---------------------------------------------------------------------------- last_boxed

@@ -1,8 +1,8 @@
 """Benchmark loaders: the real IMO-Bench files, Hugging Face layouts, and files that must fail."""
 
 import csv
-import os
 import json
+import os
 import re
 from pathlib import Path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from adversarial_proofs import PROOFS
 
-from qednano.grading.answer import CANDIDATE_BEGIN, CANDIDATE_END, read_judgement
+from qednano.grading.answer_judge import CANDIDATE_BEGIN, CANDIDATE_END, read_judgement
 from qednano.grading.proof_grader import FULL_SCALE, grading_messages
 from qednano.grading.untrusted import MARKER_REMOVED as REMOVED
 from qednano.grading.untrusted import defuse, markers, proof_block, untrusted_note

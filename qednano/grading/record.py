@@ -44,3 +44,22 @@ class ProofGrader(Protocol):
     name: str
 
     async def grade(self, problem: Problem, proof: str, sample_index: int = 0) -> Grade: ...
+
+
+# ---------------------------------------------------------------------------- short answers
+
+Method = Literal["math-verify", "llm-judge", "none"]
+# checked: a verdict was reached. unparsed: no answer could be read (or it has words math-verify
+# would drop). timeout: the check overran its deadline. failed: the checker or judge call broke.
+CheckStatus = Literal["checked", "unparsed", "timeout", "failed"]
+
+
+class AnswerVerdict(BaseModel):
+    """What one check of a short answer found (math-verify or the LLM judge)."""
+
+    correct: bool | None = None  # None whenever status is not "checked"
+    extracted: str | None = None  # the candidate answer that was compared
+    method: Method = "none"
+    status: CheckStatus
+    detail: str = ""  # why it was not checked
+    judge_call: Completion | None = None  # the LLM judge's call, for cost and audit

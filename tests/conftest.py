@@ -2,7 +2,7 @@
 
 import pytest
 
-from qednano.problems.loaders import data_dirs
+from qednano.problems.layouts import data_dirs
 
 # The IMO-Bench CSVs, found as the loaders find them: ../shared/data beside the checkout, or a
 # folder in $QEDNANO_DATA_DIR (a git worktree elsewhere points there). Never copied into the repo.

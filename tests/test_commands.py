@@ -187,7 +187,10 @@ def test_grader_bench_bad_points_name_the_row(scripts, tmp_path):
     data = grading_bench_csv(tmp_path / "gb.csv")
     data.write_text(data.read_text().replace(",1\n", ",one\n"))
     result = runner.invoke(app, ["grader-bench", str(data), "-g", "grader", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "row 2" in result.output and "Points" in result.output
+    text = data.read_text()
+    first = text[: text.index("G2,")].count("\n") + 1  # record G2 as a text editor numbers its lines
+    last = text[: text.index("G3,")].count("\n")
+    assert result.exit_code == 2 and f"gb.csv lines {first}-{last} " in result.output and "Points" in result.output
 
 
 def test_eval_on_any_file_with_a_column_map(scripts, tmp_path):

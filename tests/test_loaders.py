@@ -11,16 +11,10 @@ import pytest
 from conftest import IMOBENCH
 from datasets import Dataset, DatasetDict
 
-from qednano.problems import loaders
-from qednano.problems.loaders import (
-    HUB_LAYOUTS,
-    IMOBENCH_CATEGORIES,
-    IMOBENCH_LEVELS,
-    ProblemLoadError,
-    load_problems,
-    load_rated_responses,
-    parse_year,
-)
+from qednano.problems import readers
+from qednano.problems.layouts import HUB_LAYOUTS, IMOBENCH_CATEGORIES, IMOBENCH_LEVELS
+from qednano.problems.loaders import ProblemLoadError, load_problems, load_rated_responses
+from qednano.problems.rows import parse_year
 
 PROOFBENCH_CSV = IMOBENCH / "proofbench_v2.csv"
 ANSWERBENCH_CSV = IMOBENCH / "answerbench_v2.csv"
@@ -107,7 +101,8 @@ def test_unbalanced_quote_in_answerbench_names_the_row_and_the_shifted_field(tmp
     with pytest.raises(ProblemLoadError) as caught:
         load_problems(str(path))
     message = str(caught.value)
-    assert "answerbench_broken.csv row 36 (id 'imo-bench-algebra-036')" in message
+    start = broken[: broken.index("imo-bench-algebra-036")].count("\n") + 1  # as a text editor numbers it
+    assert f"answerbench_broken.csv lines {start}-" in message and "(id 'imo-bench-algebra-036')" in message
     assert "field 'short_answer' (column 'Short Answer') holds 'Algebra', a category name" in message
     assert "Fix:" in message
 
@@ -117,20 +112,21 @@ def test_stray_quote_that_swallows_the_next_rows_is_caught_at_its_row(tmp_path):
     text = ANSWERBENCH_CSV.read_text(encoding="utf-8")
     broken = text.replace(",$X(y)=1+(u-1) \\bar{y}$,", ',"$X(y)=1+(u-1) \\bar{y}$,')
     path = write(tmp_path / "stray.csv", broken)
-    with pytest.raises(ProblemLoadError, match=r"stray\.csv row 37 \(id 'imo-bench-algebra-037'\).*field 'category'"):
+    start = broken[: broken.index("imo-bench-algebra-037")].count("\n") + 1
+    with pytest.raises(ProblemLoadError, match=rf"stray\.csv lines {start}-\d+ \(id 'imo-bench-algebra-037'\).*field 'category'"):
         load_problems(str(path))
 
 
 def test_a_row_with_too_few_fields_is_reported_with_the_missing_column(tmp_path):
     path = write(tmp_path / "short.csv", "id,problem,answer,source\np1,Find x.,3,IMO 2001\np2,Find y.,4\n")
-    with pytest.raises(ProblemLoadError, match=r"row 2 \(id 'p2'\), ending on line 3: has 3 fields but the header has 4 .*'source'"):
+    with pytest.raises(ProblemLoadError, match=r"short\.csv line 3 \(id 'p2'\): has 3 fields but the header has 4 .*'source'"):
         load_problems(str(path))
 
 
 def test_category_outside_the_imobench_set_is_a_shifted_row(tmp_path):
     header = "Problem ID,Problem,Short Answer,Category,Subcategory,Source\n"
     path = write(tmp_path / "ab.csv", header + "q1,Find x.,3,Algebra,Sequence,IMO 2001\nq2,Find y.,4,Sequence,Algebra,IMO 2002\n")
-    with pytest.raises(ProblemLoadError, match=r"row 2 \(id 'q2'\).*field 'category' \(column 'Category'\) holds 'Sequence'"):
+    with pytest.raises(ProblemLoadError, match=r"ab\.csv line 3 \(id 'q2'\).*field 'category' \(column 'Category'\) holds 'Sequence'"):
         load_problems(str(path))
 
 
@@ -148,18 +144,18 @@ def test_missing_statement_names_file_row_id_and_field(tmp_path):
     path = write(tmp_path / "p.csv", 'id,problem,answer\na1,"Find x.",3\na2,"   ",4\n')
     with pytest.raises(ProblemLoadError) as caught:
         load_problems(str(path))
-    assert "p.csv row 2 (id 'a2'), ending on line 3: field 'statement' (column 'problem') is empty" in str(caught.value)
+    assert "p.csv line 3 (id 'a2'): field 'statement' (column 'problem') is empty" in str(caught.value)
 
 
 def test_missing_id_is_an_error(tmp_path):
     path = write(tmp_path / "p.csv", "id,problem\n,Find x.\n")
-    with pytest.raises(ProblemLoadError, match=r"p\.csv row 1, ending on line 2: field 'id' is empty"):
+    with pytest.raises(ProblemLoadError, match=r"p\.csv line 2: field 'id' is empty"):
         load_problems(str(path))
 
 
 def test_duplicate_ids_name_both_rows(tmp_path):
     path = write(tmp_path / "p.csv", "id,problem\na,Find x.\nb,Find y.\na,Find z.\n")
-    with pytest.raises(ProblemLoadError, match=r"row 3 \(id 'a'\).*repeats the id of row 1"):
+    with pytest.raises(ProblemLoadError, match=r"p\.csv line 4 \(id 'a'\).*repeats the id of line 2"):
         load_problems(str(path))
 
 
@@ -172,7 +168,7 @@ def test_non_numeric_rubric_points_name_the_criterion(tmp_path):
     with pytest.raises(ProblemLoadError) as caught:
         load_problems(str(tmp_path / "r.csv"))
     message = str(caught.value)
-    assert "r.csv row 1 (id 'r1')" in message
+    assert "r.csv line 2 (id 'r1')" in message
     assert "field 'rubric'" in message and "criterion 2 ('Finish') has points 'three'" in message
 
 
@@ -180,7 +176,7 @@ def test_non_numeric_rubric_points_name_the_criterion(tmp_path):
 def test_broken_rubrics_fail(tmp_path, bad):
     with (tmp_path / "r.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([["id", "problem", "marking_scheme"], ["r1", "Prove it.", bad]])
-    with pytest.raises(ProblemLoadError, match=r"row 1 \(id 'r1'\).*field 'rubric' \(column 'marking_scheme'\)"):
+    with pytest.raises(ProblemLoadError, match=r"r\.csv line 2 \(id 'r1'\).*field 'rubric' \(column 'marking_scheme'\)"):
         load_problems(str(tmp_path / "r.csv"))
 
 
@@ -263,7 +259,7 @@ def fake_hub(monkeypatch):
         calls.append((name, split))
         return tables[name]
 
-    monkeypatch.setattr(loaders, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(readers, "load_dataset", fake_load_dataset)
     return tables, calls
 
 
@@ -284,7 +280,7 @@ def test_an_unreachable_hub_dataset_is_a_load_error(monkeypatch):
     def offline(name, *args, split=None, **kwargs):
         raise ConnectionError(f"Couldn't reach {name!r} on the Hub")
 
-    monkeypatch.setattr(loaders, "load_dataset", offline)
+    monkeypatch.setattr(readers, "load_dataset", offline)
     with pytest.raises(ProblemLoadError, match=r"lm-provers/ProofBench: cannot load split 'train'.*QEDNANO_DATA_DIR"):
         load_problems("proofbench")
 
@@ -337,7 +333,7 @@ def test_rated_responses_share_one_problem_per_id(fake_hub):
     assert [p.id for p in load_problems("wenjiema02/ProofBench")] == ["P1", "P2"]
 
 
-@pytest.mark.parametrize(("rating", "pattern"), [(9, r"is 9, not a number from 0 to 7"), (None, r"is None")])
+@pytest.mark.parametrize(("rating", "pattern"), [(9, r"is 9, not a number from 0 to 7"), (None, r"is missing")])
 def test_bad_ratings_name_the_row(fake_hub, rating, pattern):
     tables, _ = fake_hub
     tables["wenjiema02/ProofBench"] = Dataset.from_list([rated_row("P1", "o3", 7), rated_row("P1", "o4", rating)])
@@ -391,10 +387,10 @@ def test_grading_bench_without_problem_id_groups_by_statement(tmp_path):
 @pytest.mark.parametrize(
     ("points", "problem", "message"),
     [
-        ("seven", "P", r"gb\.csv row 2 \(id 'PB-1'\).*field 'human_points' \(column 'Points'\) is 'seven'"),
-        ("9", "P", r"row 2 \(id 'PB-1'\).*field 'human_points' \(column 'Points'\) is '9', not a number from 0 to 7"),
-        ("", "P", r"row 2 \(id 'PB-1'\).*field 'human_points'"),
-        ("3", "", r"row 2 \(id 'PB-1'\).*field 'statement' \(column 'Problem'\) is empty"),
+        ("seven", "P", r"gb\.csv line 3 \(id 'PB-1'\).*field 'human_points' \(column 'Points'\) is 'seven'"),
+        ("9", "P", r"line 3 \(id 'PB-1'\).*field 'human_points' \(column 'Points'\) is '9', not a number from 0 to 7"),
+        ("", "P", r"line 3 \(id 'PB-1'\).*field 'human_points' \(column 'Points'\) is empty, not a number"),
+        ("3", "", r"line 3 \(id 'PB-1'\).*field 'statement' \(column 'Problem'\) is empty"),
     ],
 )
 def test_grading_bench_errors_name_row_and_field(tmp_path, points, problem, message):
@@ -406,12 +402,71 @@ def test_grading_bench_errors_name_row_and_field(tmp_path, points, problem, mess
 
 def test_grading_bench_without_guidelines_fails_on_the_first_row(tmp_path):
     path = write_grading_bench(tmp_path / "gb.csv", [["P", "s", "r", "7"]], ["Problem", "Solution", "Response", "Points"])
-    with pytest.raises(ProblemLoadError, match=r"gb\.csv row 1 .*field 'grading_guidelines' is empty"):
+    with pytest.raises(ProblemLoadError, match=r"gb\.csv line 2 .*field 'grading_guidelines' is missing"):
         load_rated_responses(str(path))
 
 
 def test_grading_bench_ragged_row(tmp_path):
     path = tmp_path / "gb.csv"
     path.write_text("Problem,Solution,Grading guidelines,Response,Points\nP,s,g,r,7\nP,s,g\n")
-    with pytest.raises(ProblemLoadError, match="row 2 .*has 3 fields but the header has 5"):
+    with pytest.raises(ProblemLoadError, match="gb.csv line 3 .*has 3 fields but the header has 5"):
         load_rated_responses(str(path))
+
+
+# ---- where a bad record is: lines as a text editor numbers them, rows where there are no lines ----
+
+
+def test_malformed_json_line_is_named_by_its_line(tmp_path):
+    path = write(tmp_path / "bad.jsonl", '{"id": "a", "problem": "P1"}\n{"id": "b", "problem": \n{"id": "c", "problem": "P3"}\n')
+    with pytest.raises(ProblemLoadError, match=r"bad\.jsonl line 2: not valid JSON \(Expecting value, column 24\)"):
+        load_problems(str(path))
+
+
+def test_json_lines_count_blank_lines_as_an_editor_does(tmp_path):
+    path = write(tmp_path / "p.jsonl", '{"id": "a", "problem": "P1"}\n\n\n{"id": "b", "problem": " "}\n')
+    with pytest.raises(ProblemLoadError) as caught:
+        load_problems(str(path))
+    assert str(caught.value).startswith(f"{path} line 4 (id 'b'): field 'statement' (column 'problem') is empty.")
+
+
+def test_an_absent_field_is_missing_and_a_blank_one_is_empty(tmp_path):
+    absent = write(tmp_path / "absent.jsonl", '{"id": "a", "problem": "P1"}\n{"id": "b"}\n')
+    with pytest.raises(ProblemLoadError, match=r"absent\.jsonl line 2 \(id 'b'\): field 'statement' \(column 'problem'\) is missing\."):
+        load_problems(str(absent))
+    null = write(tmp_path / "null.jsonl", '{"id": "a", "problem": null}\n')
+    with pytest.raises(ProblemLoadError, match=r"null\.jsonl line 1 \(id 'a'\): field 'statement' .* is missing\."):
+        load_problems(str(null))
+    short = write(tmp_path / "short.csv", "id,problem,answer\na,P1,3\nb,,4\n")
+    with pytest.raises(ProblemLoadError, match=r"short\.csv line 3 \(id 'b'\): field 'statement' .* is empty\."):
+        load_problems(str(short))
+    rated = write(tmp_path / "rated.jsonl", '{"id": "a", "problem": "P", "proof": "r", "points": 7}\n{"id": "a", "problem": "P", "proof": "s"}\n')
+    with pytest.raises(ProblemLoadError, match=r"rated\.jsonl line 2 \(id 'a'\): field 'human_points' \(column 'points'\) is missing, not"):
+        load_rated_responses(str(rated), columns={"response": "proof", "human_points": "points"})
+
+
+def test_a_csv_record_spanning_lines_is_named_once_by_its_lines(tmp_path):
+    path = write(tmp_path / "m.csv", 'id,problem\na,"Line one\nline two"\nb,  \n')
+    with pytest.raises(ProblemLoadError) as caught:
+        load_problems(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path} line 4 (id 'b'):") and "row" not in message
+    spanning = write(tmp_path / "n.csv", 'id,problem,answer\na,"Line one\nline two",Algebra\n')
+    with pytest.raises(ProblemLoadError, match=r"n\.csv lines 2-3 \(id 'a'\): field 'short_answer'"):
+        load_problems(str(spanning))
+
+
+def test_records_of_a_json_array_are_rows(tmp_path):
+    path = write(tmp_path / "p.json", json.dumps([{"id": "a", "problem": "P1"}, {"id": "b", "problem": ""}], indent=2))
+    with pytest.raises(ProblemLoadError, match=r"p\.json row 2 \(id 'b'\): field 'statement' .* is empty"):
+        load_problems(str(path))
+    assert [p.id for p in load_problems(str(path), limit=1)] == ["a"]
+
+
+def test_loading_prints_nothing(tmp_path, capfd):
+    rows = [{"id": "a", "problem": "P1"}, {"id": "b", "problem": "P2"}]
+    Dataset.from_list(rows).to_parquet(str(tmp_path / "p.parquet"))
+    write(tmp_path / "p.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    capfd.readouterr()
+    for name in ("p.parquet", "p.jsonl"):
+        assert [p.id for p in load_problems(str(tmp_path / name))] == ["a", "b"]
+    assert capfd.readouterr() == ("", "")

@@ -4,7 +4,7 @@ import os
 
 from qednano.llm.registry import model_dirs
 from qednano.paths import REPO, search_dirs
-from qednano.problems.loaders import data_dirs
+from qednano.problems.layouts import data_dirs
 from qednano.scaffolds.registry import scaffold_dirs
 
 

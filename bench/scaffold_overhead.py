@@ -21,7 +21,8 @@ from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Messages, Sampling
 from qednano.problems.record import Problem
-from qednano.scaffolds.reasoning_cache import ReasoningCache
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.reasoning_cache import RCConfig, ReasoningCache
 
 PROBLEM = Problem(id="bench", statement="Prove that the sum of two even integers is even.")
 
@@ -57,7 +58,7 @@ def thinking_reply(messages: Messages, sampling: Sampling) -> str:
 async def one_round(make_backend, rc_settings: dict) -> tuple[float, float, int]:
     """(scaffold wall time, direct replay wall time, calls) of one RC run."""
     recording = Recording(make_backend())
-    rc = ReasoningCache(Model("bench", recording), **rc_settings)
+    rc = ReasoningCache(RCConfig(**rc_settings), Roles(Model("bench", recording)))
     start = time.perf_counter()
     attempt = await rc.solve(PROBLEM)
     scaffold_s = time.perf_counter() - start

@@ -2,7 +2,10 @@
 
 import pytest
 
+from qednano.llm.model import Model
 from qednano.problems.layouts import data_dirs
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.direct import Direct, DirectConfig
 
 # The IMO-Bench CSVs, found as the loaders find them: ../shared/data beside the checkout, or a
 # folder in $QEDNANO_DATA_DIR (a git worktree elsewhere points there). Never copied into the repo.
@@ -19,3 +22,8 @@ def scripted_registry(tmp_path, monkeypatch):
     monkeypatch.setenv("QEDNANO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)  # default run directories land under tmp_path/runs
     return folder
+
+
+def direct(model: Model) -> Direct:
+    """The one-call scaffold with its default config."""
+    return Direct(DirectConfig(), Roles(model))

@@ -25,6 +25,16 @@ def test_solve_prints_the_proof_and_caches_it(scripted_registry, tmp_path):
     assert "from cache" not in fresh.output
 
 
+def test_solve_scaffold_override_errors_name_the_file_and_the_field(scripted_registry):
+    result = runner.invoke(app, ["solve", "Show x.", "-m", "echo", "--scaffold", "rc-tiny", "--set", "turns=0"])
+    assert result.exit_code == 2
+    assert "rc-tiny.yaml with overrides turns=0: scaffold 'rc': parameter 'turns'" in " ".join(result.output.split())
+    result = runner.invoke(app, ["solve", "Show x.", "-m", "echo", "--scaffold", "rc", "--set", "turn=3"])
+    assert result.exit_code == 2 and "rc.yaml with overrides turn=3: scaffold 'rc': unknown parameter 'turn'" in " ".join(
+        result.output.split()
+    )
+
+
 def test_solve_reads_a_problem_file(scripted_registry, tmp_path):
     problem = tmp_path / "p.txt"
     problem.write_text("Prove there are infinitely many primes.")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import direct
 
 from qednano.grading.record import Grade
 from qednano.llm.model import Model
@@ -13,7 +14,6 @@ from qednano.records.pipeline import evaluate
 from qednano.records.rundir import Run, redact
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore, StoreError
-from qednano.scaffolds.direct import Direct
 
 PROBLEMS = [Problem(id=f"p{i}", statement=f"Problem number {i}", category="Algebra") for i in range(3)]
 
@@ -49,7 +49,7 @@ def prover(fail_ids=()):
 async def test_generate_then_grade_writes_every_sample(tmp_path):
     store = SampleStore(tmp_path / "samples.jsonl")
     grader = LengthGrader()
-    records = await evaluate(PROBLEMS, Direct(Model("prover", prover())), grader, samples=2, store=store)
+    records = await evaluate(PROBLEMS, direct(Model("prover", prover())), grader, samples=2, store=store)
     assert [r.key for r in records] == [(f"p{i}", s) for i in range(3) for s in range(2)]
     assert all(r.score == 3.0 for r in records)
     assert grader.calls == 6
@@ -60,7 +60,7 @@ async def test_generate_then_grade_writes_every_sample(tmp_path):
 async def test_resume_redoes_only_failed_generations_and_ungraded_samples(tmp_path):
     store = SampleStore(tmp_path / "samples.jsonl")
     first = await evaluate(
-        PROBLEMS, Direct(Model("prover", prover(fail_ids=[1]))), LengthGrader(fail_on={"p2"}), samples=2, store=store
+        PROBLEMS, direct(Model("prover", prover(fail_ids=[1]))), LengthGrader(fail_on={"p2"}), samples=2, store=store
     )
     statuses = {r.key: (r.attempt.status, r.grade and r.grade.status) for r in first}
     assert statuses[("p1", 0)] == ("failed", None)  # a failed call is a status, not a zero
@@ -69,13 +69,13 @@ async def test_resume_redoes_only_failed_generations_and_ungraded_samples(tmp_pa
 
     backend = prover()
     grader = LengthGrader()
-    second = await evaluate(PROBLEMS, Direct(Model("prover", backend)), grader, samples=2, store=store)
+    second = await evaluate(PROBLEMS, direct(Model("prover", backend)), grader, samples=2, store=store)
     assert len(backend.calls) == 2  # the two failed samples of p1
     assert grader.calls == 4  # p1's two new attempts and p2's two ungraded ones
     assert all(r.score == 3.0 for r in second)
 
     third_backend = prover()
-    await evaluate(PROBLEMS, Direct(Model("prover", third_backend)), LengthGrader(), samples=2, store=store)
+    await evaluate(PROBLEMS, direct(Model("prover", third_backend)), LengthGrader(), samples=2, store=store)
     assert third_backend.calls == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from adversarial_proofs import PROOFS
+from conftest import direct
 
 from qednano.grading.answer_judge import CANDIDATE_BEGIN, CANDIDATE_END, read_judgement
 from qednano.grading.proof_grader import FULL_SCALE, grading_messages
@@ -16,11 +17,17 @@ from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
 from qednano.scaffolds.base import Attempt
 from qednano.scaffolds.budget import Trace
-from qednano.scaffolds.direct import Direct
-from qednano.scaffolds.rsa import RSA
-from qednano.scaffolds.self_check import SelfCheck
-from qednano.scaffolds.tournament import BestOfN, knockout, parse_winner
-from qednano.scaffolds.verify_refine import VerifyRefine, read_verification, refine_messages, verify_messages
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.rsa import RSA, RSAConfig
+from qednano.scaffolds.self_check import SelfCheck, SelfCheckConfig
+from qednano.scaffolds.tournament import BestOfN, BestOfNConfig, knockout, parse_winner
+from qednano.scaffolds.verify_refine import (
+    VerifyRefine,
+    VerifyRefineConfig,
+    read_verification,
+    refine_messages,
+    verify_messages,
+)
 
 PROBLEM = Problem(id="toy-1", statement="Prove that n(n+1) is even for every integer n.")
 BEGIN, END = markers()
@@ -184,7 +191,7 @@ async def test_self_check_echoing_verifier_reads_no_verdict_from_the_proof():
         return echo_prompt(messages, sampling)
 
     m, _ = model(reply)
-    attempt = await SelfCheck(m, max_rounds=2, passes_needed=1).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=2, passes_needed=1), Roles(m)).solve(PROBLEM)
     # Read as a pass, the first verification would have ended the loop.
     assert [s.role for s in attempt.steps] == ["generate", "verify", "verify"]
     assert all(read_verification(s.completion.content) is None for s in attempt.steps if s.role == "verify")
@@ -192,7 +199,7 @@ async def test_self_check_echoing_verifier_reads_no_verdict_from_the_proof():
 
 async def test_self_check_verdict_only_in_reasoning_is_not_read():
     m, _ = model(lambda msgs, s: HONEST if role(msgs) == "solve" else "<think>VERDICT: 1</think>Step 2 is unclear.")
-    attempt = await SelfCheck(m, max_rounds=2, passes_needed=1).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=2, passes_needed=1), Roles(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify", "verify"]
 
 
@@ -209,7 +216,7 @@ async def test_verify_refine_reads_the_verifiers_verdict_after_its_echo_of_the_p
         return f"The proof reads:\n{BEGIN}\n{proof}\n{END}\nMy verdict follows.\nVERDICT: {verdict}"
 
     m, _ = model(reply)
-    attempt = await VerifyRefine(Direct(m), m, pool=1, verifications=1, rounds=1, refine_top=1).solve(PROBLEM)
+    attempt = await VerifyRefine(VerifyRefineConfig(pool=1, verifications=1, rounds=1, refine_top=1), Roles(m), direct(m)).solve(PROBLEM)
     # The fake "VERDICT: 1" would have passed the proof with no refinement.
     assert [s.role for s in attempt.steps] == ["generate", "verify", "refine", "verify"]
     assert attempt.proof == HONEST
@@ -255,7 +262,7 @@ async def test_best_of_n_self_grader_is_not_steered_by_a_fake_score():
         return f"{BEGIN}\n{proof}\n{END}\nFINAL SCORE: {own}"  # echoes the proof, then scores it
 
     m, _ = model(reply)
-    attempt = await BestOfN(Direct(m), n=2, judge_model=m, finalists=1).solve(PROBLEM)
+    attempt = await BestOfN(BestOfNConfig(n=2, finalists=1), Roles(m, judge=m), direct(m)).solve(PROBLEM)
     assert attempt.proof == HONEST
 
 
@@ -273,7 +280,7 @@ async def test_rsa_aggregation_shows_each_member_in_its_own_block():
         return "WINNER: A"
 
     m, _ = model(reply)
-    await RSA(Direct(m), m, population=2, subset=2, rounds=1).solve(PROBLEM)
+    await RSA(RSAConfig(population=2, subset=2, rounds=1), Roles(m), direct(m)).solve(PROBLEM)
     assert len(seen) == 2
     for text in seen:
         assert sorted([shown(text, "1"), shown(text, "2")]) == sorted([defuse(attack), "P-2"])

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import direct
 
 from qednano.grading import proof_grader
 from qednano.grading.record import Grade
@@ -19,21 +20,23 @@ from qednano.problems.record import Problem
 from qednano.prompts import load_prompt
 from qednano.records.sample import SampleRecord
 from qednano.reports.scaling import scaling_points, scaling_report, scaling_table
-from qednano.scaffolds import direct
+from qednano.scaffolds import direct as direct_module
 from qednano.scaffolds.base import Attempt, Step
 from qednano.scaffolds.budget import Budget, Trace, call_index
+from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct
-from qednano.scaffolds.reasoning_cache import NO_SUMMARY, ReasoningCache
+from qednano.scaffolds.reasoning_cache import NO_SUMMARY, RCConfig, ReasoningCache
 from qednano.scaffolds.registry import (
+    SCAFFOLDS,
     ScaffoldConfigError,
     build_scaffold,
     load_scaffold,
     load_scaffold_config,
 )
-from qednano.scaffolds.rsa import RSA, draw_subsets
-from qednano.scaffolds.self_check import SelfCheck
-from qednano.scaffolds.tournament import BestOfN, knockout, parse_winner
-from qednano.scaffolds.verify_refine import VerifyRefine, read_verification
+from qednano.scaffolds.rsa import RSA, RSAConfig, draw_subsets
+from qednano.scaffolds.self_check import SelfCheck, SelfCheckConfig
+from qednano.scaffolds.tournament import BestOfN, BestOfNConfig, knockout, parse_winner
+from qednano.scaffolds.verify_refine import VerifyRefine, VerifyRefineConfig, read_verification
 
 PROBLEM = Problem(id="toy-1", statement="Prove that STATEMENT-XYZ holds for every n.")
 SEED = 1000  # every test model samples with seed SEED + sample index, so replies can tell calls apart
@@ -44,7 +47,7 @@ SEED = 1000  # every test model samples with seed SEED + sample index, so replie
 
 def marker(name: str) -> str:
     """A line of a prompt template without placeholders: tells which prompt a call got."""
-    module = proof_grader if name == "grade_no_reference" else direct  # best-of-n self-scoring grades
+    module = proof_grader if name == "grade_no_reference" else direct_module  # best-of-n self-scoring grades
     template = load_prompt(module.__file__, name)
     return next(line for line in template.splitlines() if line.strip() and "{" not in line)
 
@@ -139,7 +142,7 @@ def test_trace_allows_counts_calls_and_tokens_and_remembers_the_stop():
 
 async def test_rc_turns_see_only_problem_and_latest_summary():
     m, backend = model(brain)
-    rc = ReasoningCache(m, turns=3, reasoning_tokens=77, summary_tokens=11)
+    rc = ReasoningCache(RCConfig(turns=3, reasoning_tokens=77, summary_tokens=11), Roles(m))
     attempt = await rc.solve(PROBLEM, sample_index=5)
 
     assert attempt.status == "ok"
@@ -177,7 +180,7 @@ async def test_rc_summarizes_the_content_of_a_model_that_does_not_think():
         return f"SUM-{sampling.seed}" if kind(messages) == "rc_summarize" else f"WORK-{sampling.seed} so the claim holds"
 
     m, _ = model(plain)
-    attempt = await ReasoningCache(m, turns=2).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=2), Roles(m)).solve(PROBLEM)
     turn1 = attempt.steps[0].completion.content
     assert turn1 in attempt.steps[1].messages[-1]["content"]
 
@@ -185,7 +188,7 @@ async def test_rc_summarizes_the_content_of_a_model_that_does_not_think():
 async def test_rc_uses_its_own_summarizer_model():
     m, backend = model(brain, "prover")
     s, summ_backend = model(brain, "summarizer")
-    await ReasoningCache(m, summarizer=s, turns=2).solve(PROBLEM)
+    await ReasoningCache(RCConfig(turns=2), Roles(m, summarizer=s)).solve(PROBLEM)
     assert [kind(c[0]) for c in backend.calls] == ["solve", "rc_continue"]
     assert [kind(c[0]) for c in summ_backend.calls] == ["rc_summarize"]
 
@@ -197,7 +200,7 @@ async def test_rc_failed_summary_fails_the_attempt_and_keeps_the_steps():
         return brain(messages, sampling)
 
     m, _ = model(broken)
-    attempt = await ReasoningCache(m, turns=3).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=3), Roles(m)).solve(PROBLEM)
     assert attempt.status == "failed" and attempt.proof == ""
     assert "turn 1 summary" in attempt.error and "server exploded" in attempt.error
     assert [s.role for s in attempt.steps] == ["generate", "summarize"]
@@ -205,20 +208,20 @@ async def test_rc_failed_summary_fails_the_attempt_and_keeps_the_steps():
 
 async def test_rc_empty_summary_is_a_failure_not_an_empty_context():
     m, _ = model(lambda msgs, s: "   " if kind(msgs) == "rc_summarize" else brain(msgs, s))
-    attempt = await ReasoningCache(m, turns=2).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=2), Roles(m)).solve(PROBLEM)
     assert attempt.status == "failed" and "no summary" in attempt.error
 
 
 async def test_rc_unclosed_last_turn_is_no_proof():
     m, _ = model(lambda msgs, s: f"SUM-{s.seed}" if kind(msgs) == "rc_summarize" else "<think>still going")
-    attempt = await ReasoningCache(m, turns=2).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=2), Roles(m)).solve(PROBLEM)
     assert attempt.status == "no_proof" and len(attempt.steps) == 3
     assert "still going" in attempt.steps[1].messages[-1]["content"]  # partial reasoning was summarized
 
 
 async def test_rc_call_budget_stops_early_with_the_last_turn_answer():
     m, _ = model(brain)
-    attempt = await ReasoningCache(m, turns=4, budget=Budget(max_calls=4)).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=4, max_calls=4), Roles(m)).solve(PROBLEM)
     # turn 1, summary, turn 2 = 3 calls; another summary + turn would make 5 > 4
     assert [s.role for s in attempt.steps] == ["generate", "summarize", "generate"]
     assert attempt.status == "ok" and attempt.stopped_by is not None
@@ -227,13 +230,13 @@ async def test_rc_call_budget_stops_early_with_the_last_turn_answer():
 
 async def test_rc_token_budget_stops_early():
     m, _ = model(brain)
-    attempt = await ReasoningCache(m, turns=4, budget=Budget(max_total_tokens=1)).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=4, max_total_tokens=1), Roles(m)).solve(PROBLEM)
     assert len(attempt.steps) == 1 and attempt.status == "ok" and attempt.stopped_by is not None
 
 
 async def test_rc_within_budget_is_not_marked():
     m, _ = model(brain)
-    attempt = await ReasoningCache(m, turns=2, budget=Budget(max_calls=3)).solve(PROBLEM)
+    attempt = await ReasoningCache(RCConfig(turns=2, max_calls=3), Roles(m)).solve(PROBLEM)
     assert len(attempt.steps) == 3 and attempt.finish_reason == "stop"
 
 
@@ -310,7 +313,7 @@ async def test_best_of_n_self_scores_then_tournament_among_the_top():
 
     gen_model, _ = model(lambda m, s: f"PROOF-{s.seed}", "prover")
     judge, _ = model(judge_reply, "judge")
-    attempt = await BestOfN(Direct(gen_model), n=5, judge_model=judge, finalists=2).solve(PROBLEM, sample_index=3)
+    attempt = await BestOfN(BestOfNConfig(n=5, finalists=2), Roles(gen_model, judge=judge), direct(gen_model)).solve(PROBLEM, sample_index=3)
 
     proofs = [s.completion.content for s in attempt.steps if s.role == "generate"]
     top_two = sorted(proofs, key=lambda p: (-(number(p) % 8), proofs.index(p)))[:2]
@@ -324,7 +327,7 @@ async def test_best_of_n_grader_scoring_records_grader_calls():
     gen_model, _ = model(lambda m, s: f"PROOF-{s.seed}")
     judge, _ = model(prefers_larger)
     grader = ScriptedGrader(lambda proof: 7.0 if number(proof) % 2 else 1.0)
-    attempt = await BestOfN(Direct(gen_model), n=4, judge_model=judge, scoring="grader", grader=grader, finalists=1).solve(PROBLEM)
+    attempt = await BestOfN(BestOfNConfig(n=4, scoring="grader", finalists=1), Roles(gen_model, judge=judge, grader=grader), direct(gen_model)).solve(PROBLEM)
     assert len(grader.seen) == 4 and len({i for _, i in grader.seen}) == 4
     assert [s.role for s in attempt.steps].count("grade") == 4
     proofs = [s.completion.content for s in attempt.steps if s.role == "generate"]
@@ -338,7 +341,7 @@ async def test_best_of_n_grader_scoring_records_grader_calls():
 async def test_rsa_aggregations_each_see_k_distinct_members_of_the_last_population():
     m, backend = model(brain)
     judge, _ = model(prefers_larger, "judge")
-    rsa = RSA(Direct(m), m, population=4, subset=3, rounds=2, judge_model=judge)
+    rsa = RSA(RSAConfig(population=4, subset=3, rounds=2), Roles(m, judge=judge), direct(m))
     attempt = await rsa.solve(PROBLEM, sample_index=2)
     assert attempt.status == "ok"
 
@@ -366,7 +369,7 @@ def test_rsa_subsets_are_distinct_seeded_and_vary():
 async def test_rsa_grader_selection_picks_the_highest_grade():
     m, _ = model(brain)
     grader = ScriptedGrader(lambda proof: float(number(proof) % 5))
-    attempt = await RSA(Direct(m), m, population=3, subset=2, rounds=1, select="grader", grader=grader).solve(PROBLEM)
+    attempt = await RSA(RSAConfig(population=3, subset=2, rounds=1, select="grader"), Roles(m, grader=grader), direct(m)).solve(PROBLEM)
     last = [s.completion.content for s in attempt.steps if s.role == "aggregate"]
     assert attempt.proof == max(last, key=lambda p: (number(p) % 5, -last.index(p)))
     assert sorted(p for p, _ in grader.seen) == sorted(last)
@@ -375,7 +378,7 @@ async def test_rsa_grader_selection_picks_the_highest_grade():
 async def test_rsa_grader_selection_without_budget_to_grade_returns_the_first_member():
     m, _ = model(brain)
     grader = ScriptedGrader(lambda proof: float(number(proof) % 5))
-    rsa = RSA(Direct(m), m, population=2, subset=2, rounds=1, select="grader", grader=grader, budget=Budget(max_calls=4))
+    rsa = RSA(RSAConfig(population=2, subset=2, rounds=1, select="grader", max_calls=4), Roles(m, grader=grader), direct(m))
     attempt = await rsa.solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate"] * 2 + ["aggregate"] * 2
     assert grader.seen == [] and "max_calls=4" in attempt.stopped_by
@@ -391,7 +394,7 @@ async def test_rsa_generation_failure_fails_the_attempt():
     seeds = [member_seed(0, i) for i in range(3)]
     assert any(s % 2 for s in seeds)  # the script does hit a failure
     m, _ = model(reply)
-    attempt = await RSA(Direct(m), m, population=3, subset=2, rounds=1).solve(PROBLEM)
+    attempt = await RSA(RSAConfig(population=3, subset=2, rounds=1), Roles(m), direct(m)).solve(PROBLEM)
     assert attempt.status == "failed" and "generation" in attempt.error and "bad request" in attempt.error
     assert "aggregate" not in {s.role for s in attempt.steps}
 
@@ -399,7 +402,7 @@ async def test_rsa_generation_failure_fails_the_attempt():
 async def test_rsa_budget_skips_rounds_and_cuts_the_tournament_short():
     m, _ = model(brain)
     judge, _ = model(prefers_larger, "judge")
-    rsa = RSA(Direct(m), m, population=4, subset=2, rounds=3, judge_model=judge, budget=Budget(max_calls=6))
+    rsa = RSA(RSAConfig(population=4, subset=2, rounds=3, max_calls=6), Roles(m, judge=judge), direct(m))
     attempt = await rsa.solve(PROBLEM)
     # 4 proofs; a round (4 more) does not fit; the first bracket (2 matches) does, the final not
     assert [s.role for s in attempt.steps] == ["generate"] * 4 + ["compare"] * 2
@@ -463,7 +466,7 @@ def member_seed(outer_index: int, member: int) -> int:
 async def test_verify_refine_refines_the_best_from_its_lowest_verification_and_stops_on_all_pass():
     strong = member_seed(0, 1)
     m, _ = model(verify_refine_script(strong, refined_passes=True))
-    vr = VerifyRefine(Direct(m), m, pool=3, verifications=2, rounds=3, refine_top=1)
+    vr = VerifyRefine(VerifyRefineConfig(pool=3, verifications=2, rounds=3, refine_top=1), Roles(m), direct(m))
     attempt = await vr.solve(PROBLEM)
 
     roles = [(s.role, s.turn) for s in attempt.steps]
@@ -479,14 +482,14 @@ async def test_verify_refine_refines_the_best_from_its_lowest_verification_and_s
 async def test_verify_refine_returns_the_best_seen_when_no_proof_passes():
     strong = member_seed(0, 2)
     m, _ = model(verify_refine_script(strong, refined_passes=False))
-    attempt = await VerifyRefine(Direct(m), m, pool=3, verifications=2, rounds=1, refine_top=2).solve(PROBLEM)
+    attempt = await VerifyRefine(VerifyRefineConfig(pool=3, verifications=2, rounds=1, refine_top=2), Roles(m), direct(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps].count("refine") == 2
     assert attempt.proof == f"PROOF-{strong}"  # mean 0.75 beats the refinements' 0.5
 
 
 async def test_verify_refine_all_pass_in_first_pool_makes_no_refinement():
     m, _ = model(lambda msgs, s: f"PROOF-{s.seed}" if kind(msgs) == "solve" else "fine\nVERDICT: 1")
-    attempt = await VerifyRefine(Direct(m), m, pool=2, verifications=3, rounds=2, refine_top=1).solve(PROBLEM)
+    attempt = await VerifyRefine(VerifyRefineConfig(pool=2, verifications=3, rounds=2, refine_top=1), Roles(m), direct(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate"] * 2 + ["verify"] * 6
     assert attempt.proof == attempt.steps[0].completion.content
 
@@ -501,7 +504,7 @@ async def test_verify_refine_unparseable_verdicts_are_recorded_not_counted():
         return "I am not sure." if "PROOF" in shown(messages) else "VERDICT: 0"
 
     m, _ = model(reply)
-    attempt = await VerifyRefine(Direct(m), m, pool=1, verifications=2, rounds=1, refine_top=1).solve(PROBLEM)
+    attempt = await VerifyRefine(VerifyRefineConfig(pool=1, verifications=2, rounds=1, refine_top=1), Roles(m), direct(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify", "verify", "refine", "verify", "verify"]
     # the original has no readable verdict (ranks last); the refinement scored 0 but was read
     assert attempt.proof.startswith("FIXED")
@@ -509,7 +512,7 @@ async def test_verify_refine_unparseable_verdicts_are_recorded_not_counted():
 
 async def test_verify_refine_over_reasoning_cache():
     m, backend = model(brain)
-    vr = VerifyRefine(ReasoningCache(m, turns=2), m, pool=2, verifications=2, rounds=1, refine_top=1)
+    vr = VerifyRefine(VerifyRefineConfig(pool=2, verifications=2, rounds=1, refine_top=1), Roles(m), ReasoningCache(RCConfig(turns=2), Roles(m)))
     attempt = await vr.solve(PROBLEM, sample_index=1)
     roles = [s.role for s in attempt.steps]
     assert roles[:6] == ["generate", "summarize", "generate"] * 2 and "verify" in roles
@@ -521,7 +524,7 @@ async def test_verify_refine_over_reasoning_cache():
 
 async def test_verify_refine_verifier_failure_fails_with_steps_kept():
     m, _ = model(lambda msgs, s: f"PROOF-{s.seed}" if kind(msgs) == "solve" else Completion.failure("v", "timeout", "slow"))
-    attempt = await VerifyRefine(Direct(m), m, pool=2, verifications=1, rounds=1, refine_top=1).solve(PROBLEM)
+    attempt = await VerifyRefine(VerifyRefineConfig(pool=2, verifications=1, rounds=1, refine_top=1), Roles(m), direct(m)).solve(PROBLEM)
     assert attempt.status == "failed" and "verification" in attempt.error
     assert [s.role for s in attempt.steps] == ["generate", "generate", "verify", "verify"]
 
@@ -541,7 +544,7 @@ def self_check_script(messages, sampling):
 
 async def test_self_check_corrects_from_the_report_and_stops_after_consecutive_passes():
     m, _ = model(self_check_script)
-    attempt = await SelfCheck(m, max_rounds=6, passes_needed=2).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=6, passes_needed=2), Roles(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify", "refine", "verify", "verify"]
     refine = attempt.steps[2].messages[-1]["content"]
     assert "ISSUE-STEP-3" in refine and "DRAFT proof" in refine
@@ -550,20 +553,20 @@ async def test_self_check_corrects_from_the_report_and_stops_after_consecutive_p
 
 async def test_self_check_stops_at_the_round_limit():
     m, _ = model(lambda msgs, s: "DRAFT" if kind(msgs) in ("solve", "refine") else "broken\nVERDICT: 0.5")
-    attempt = await SelfCheck(m, max_rounds=2).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=2), Roles(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify", "refine", "verify", "refine"]
 
 
 async def test_self_check_unreadable_verdict_neither_passes_nor_resets():
     verdicts = iter(["VERDICT: 1", "hmm", "VERDICT: 1", "VERDICT: 1"])
     m, _ = model(lambda msgs, s: "DRAFT" if kind(msgs) == "solve" else next(verdicts))
-    attempt = await SelfCheck(m, max_rounds=4, passes_needed=2).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=4, passes_needed=2), Roles(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify", "verify", "verify"]
 
 
 async def test_self_check_budget():
     m, _ = model(self_check_script)
-    attempt = await SelfCheck(m, max_rounds=6, budget=Budget(max_calls=2)).solve(PROBLEM)
+    attempt = await SelfCheck(SelfCheckConfig(max_rounds=6, max_calls=2), Roles(m)).solve(PROBLEM)
     assert [s.role for s in attempt.steps] == ["generate", "verify"]
     assert attempt.proof == "DRAFT proof" and attempt.stopped_by is not None
 
@@ -650,6 +653,27 @@ def test_registry_errors_name_the_scaffold_and_key(name, params, models, message
     m, _ = model(brain)
     with pytest.raises(ScaffoldConfigError, match=re.escape(message)):
         build_scaffold(name, params, m, **models)
+
+
+def test_each_scaffold_is_built_from_its_config_with_help_on_every_field():
+    for name, (config_class, scaffold_class) in SCAFFOLDS.items():
+        assert scaffold_class.name == name
+        missing = [field for field, info in config_class.model_fields.items() if not info.description]
+        assert not missing, f"{config_class.__name__} fields without help text: {missing}"
+    m, _ = model(brain)
+    rc = build_scaffold("rc", {"turns": 3, "max_calls": 9}, m)
+    assert rc.config == RCConfig(turns=3, max_calls=9) and rc.budget == Budget(max_calls=9)
+
+
+def test_overrides_are_checked_with_the_file_they_override():
+    assert load_scaffold_config("rc-tiny", {"turns": 3}) == (
+        "rc", {"turns": 3, "reasoning_tokens": 64, "summary_tokens": 32, "max_calls": 4}
+    )
+    with pytest.raises(ScaffoldConfigError, match=r"rc-tiny\.yaml with overrides turns=0: scaffold 'rc': parameter 'turns'"):
+        load_scaffold_config("rc-tiny", {"turns": 0})
+    # A rule between fields, checked once in the config: rsa.yaml has population 8.
+    with pytest.raises(ScaffoldConfigError, match=r"rsa\.yaml with overrides subset=9: scaffold 'rsa': parameters: subset must"):
+        load_scaffold_config("rsa", {"subset": 9})
 
 
 def test_config_file_errors_name_the_file(tmp_path: Path):

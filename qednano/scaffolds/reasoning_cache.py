@@ -14,12 +14,14 @@ point of the scaffold.
 
 from __future__ import annotations
 
-from qednano.llm.model import Model
+from pydantic import Field
+
 from qednano.llm.types import Completion
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt
-from qednano.scaffolds.budget import Budget, Call, Trace, max_tokens
+from qednano.scaffolds.budget import Call, Trace, max_tokens
+from qednano.scaffolds.config import Roles, ScaffoldConfig
 from qednano.scaffolds.direct import solve_messages
 
 # What the summarizer is shown as "my notes so far" after turn 1.
@@ -48,26 +50,23 @@ def reasoning_of(turn: Completion) -> str:
     return turn.reasoning if turn.reasoning.strip() else turn.content
 
 
+class RCConfig(ScaffoldConfig):
+    turns: int = Field(4, ge=1, description="T: reasoning turns.")
+    reasoning_tokens: int | None = Field(None, gt=0, description="H_R: most tokens of each reasoning turn.")
+    summary_tokens: int | None = Field(None, gt=0, description="H_S: most tokens of each summary.")
+
+
 class ReasoningCache:
     name = "rc"
 
-    def __init__(
-        self,
-        model: Model,
-        summarizer: Model | None = None,
-        turns: int = 4,
-        reasoning_tokens: int | None = None,
-        summary_tokens: int | None = None,
-        budget: Budget | None = None,
-    ):
-        if turns < 1:
-            raise ValueError(f"ReasoningCache: turns must be at least 1, got {turns}")
-        self.model = model
-        self.summarizer = summarizer or model
-        self.turns = turns
-        self.reasoning_sampling = max_tokens(reasoning_tokens)  # H_R
-        self.summary_sampling = max_tokens(summary_tokens)  # H_S
-        self.budget = budget
+    def __init__(self, config: RCConfig, roles: Roles):
+        self.config = config
+        self.model = roles.model
+        self.summarizer = roles.get("summarizer")
+        self.turns = config.turns
+        self.reasoning_sampling = max_tokens(config.reasoning_tokens)  # H_R
+        self.summary_sampling = max_tokens(config.summary_tokens)  # H_S
+        self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)

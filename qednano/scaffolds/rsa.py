@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from qednano.grading.record import ProofGrader
+from pydantic import Field, model_validator
+
 from qednano.grading.untrusted import proof_block, untrusted_note
-from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, best_first, call_index, max_tokens
+from qednano.scaffolds.budget import Call, Trace, best_first, call_index, max_tokens
+from qednano.scaffolds.config import GeneratorConfig, Roles
 from qednano.scaffolds.tournament import knockout
 
 NO_PROOF = "(this attempt did not produce a proof)"
@@ -46,42 +47,39 @@ def draw_subsets(sample_index: int, round_: int, population: int, subset: int) -
     return [rng.sample(range(population), subset) for _ in range(population)]
 
 
+class RSAConfig(GeneratorConfig):
+    population: int = Field(4, ge=1, description="N: proofs per population.")
+    subset: int = Field(2, ge=1, description="K: distinct members each aggregation sees (at most N).")
+    rounds: int = Field(2, ge=0, description="R: aggregation rounds.")
+    select: Literal["tournament", "grader"] = Field(
+        "tournament", description="How the final proof is chosen: a knockout judged by a model, or the best grade."
+    )
+    aggregate_tokens: int | None = Field(None, gt=0, description="Most tokens of each aggregation.")
+    compare_tokens: int | None = Field(None, gt=0, description="Most tokens of each tournament comparison.")
+
+    @model_validator(mode="after")
+    def _subset_fits(self) -> RSAConfig:
+        if self.subset > self.population:
+            raise ValueError(f"subset must be between 1 and population ({self.population}), got {self.subset}")
+        return self
+
+
 class RSA:
     name = "rsa"
 
-    def __init__(
-        self,
-        generator: Scaffold,
-        aggregator_model: Model,
-        population: int = 4,
-        subset: int = 2,
-        rounds: int = 2,
-        select: Literal["tournament", "grader"] = "tournament",
-        grader: ProofGrader | None = None,
-        judge_model: Model | None = None,
-        aggregate_tokens: int | None = None,
-        compare_tokens: int | None = None,
-        budget: Budget | None = None,
-    ):
-        if population < 1 or rounds < 0:
-            raise ValueError(f"RSA: need population >= 1 and rounds >= 0, got {population} and {rounds}")
-        if not 1 <= subset <= population:
-            raise ValueError(f"RSA: subset must be between 1 and population ({population}), got {subset}")
-        if select not in ("tournament", "grader"):
-            raise ValueError(f"RSA: select must be 'tournament' or 'grader', got {select!r}")
-        if select == "grader" and grader is None:
-            raise ValueError("RSA: select='grader' needs a grader")
+    def __init__(self, config: RSAConfig, roles: Roles, generator: Scaffold):
+        self.config = config
         self.generator = generator
-        self.aggregator = aggregator_model
-        self.judge = judge_model or aggregator_model
-        self.population = population
-        self.subset = subset
-        self.rounds = rounds
-        self.select = select
-        self.grader = grader
-        self.aggregate_sampling = max_tokens(aggregate_tokens)
-        self.compare_tokens = compare_tokens
-        self.budget = budget
+        self.aggregator = roles.get("aggregator")
+        self.judge = roles.judge or self.aggregator  # RSA judges with its aggregator unless told otherwise
+        self.grader = roles.needs_grader("RSA", "select='grader'") if config.select == "grader" else None
+        self.population = config.population
+        self.subset = config.subset
+        self.rounds = config.rounds
+        self.select = config.select
+        self.aggregate_sampling = max_tokens(config.aggregate_tokens)
+        self.compare_tokens = config.compare_tokens
+        self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)

@@ -10,38 +10,36 @@ after a correction in the last round is the corrected, unverified one.
 
 from __future__ import annotations
 
-from qednano.llm.model import Model
+from pydantic import Field
+
 from qednano.problems.record import Problem
 from qednano.scaffolds.base import Attempt
-from qednano.scaffolds.budget import Budget, Call, Trace, max_tokens
+from qednano.scaffolds.budget import Call, Trace, max_tokens
+from qednano.scaffolds.config import Roles, ScaffoldConfig
 from qednano.scaffolds.direct import solve_messages
 from qednano.scaffolds.verify_refine import read_verification, refine_messages, verify_messages
+
+
+class SelfCheckConfig(ScaffoldConfig):
+    max_rounds: int = Field(4, ge=1, description="Most verifications.")
+    passes_needed: int = Field(2, ge=1, description="Consecutive passing verifications that end the loop.")
+    solve_tokens: int | None = Field(None, gt=0, description="Most tokens of the first proof.")
+    verify_tokens: int | None = Field(None, gt=0, description="Most tokens of each verification.")
+    refine_tokens: int | None = Field(None, gt=0, description="Most tokens of each correction (default: solve_tokens).")
 
 
 class SelfCheck:
     name = "self_check"
 
-    def __init__(
-        self,
-        model: Model,
-        max_rounds: int = 4,
-        passes_needed: int = 2,
-        solve_tokens: int | None = None,
-        verify_tokens: int | None = None,
-        refine_tokens: int | None = None,
-        budget: Budget | None = None,
-    ):
-        if max_rounds < 1 or passes_needed < 1:
-            raise ValueError(
-                f"SelfCheck: need max_rounds >= 1 and passes_needed >= 1, got {max_rounds}, {passes_needed}"
-            )
-        self.model = model
-        self.max_rounds = max_rounds
-        self.passes_needed = passes_needed
-        self.solve_sampling = max_tokens(solve_tokens)
-        self.verify_sampling = max_tokens(verify_tokens)
-        self.refine_sampling = max_tokens(refine_tokens or solve_tokens)
-        self.budget = budget
+    def __init__(self, config: SelfCheckConfig, roles: Roles):
+        self.config = config
+        self.model = roles.model
+        self.max_rounds = config.max_rounds
+        self.passes_needed = config.passes_needed
+        self.solve_sampling = max_tokens(config.solve_tokens)
+        self.verify_sampling = max_tokens(config.verify_tokens)
+        self.refine_sampling = max_tokens(config.refine_tokens or config.solve_tokens)
+        self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)

@@ -18,14 +18,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from pydantic import Field
+
 from qednano.grading.proof_grader import RubricGrader
-from qednano.grading.record import ProofGrader
 from qednano.grading.untrusted import last_labelled, markers, proof_block, untrusted_note
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
+from qednano.scaffolds.budget import Call, Trace, best_first, max_tokens
+from qednano.scaffolds.config import GeneratorConfig, Roles
 
 # What may follow the label on the verdict line; anything else makes the answer unreadable.
 WINNER_VALUE = re.compile(r"(?:proof\s+)?([ab])", re.IGNORECASE)
@@ -88,45 +90,39 @@ def _winner(seeded: list[Attempt], a: int, b: int, verdict: str | None) -> int:
     return b if verdict == "B" else a
 
 
+class BestOfNConfig(GeneratorConfig):
+    n: int = Field(4, ge=1, description="Proofs generated.")
+    scoring: Literal["self", "grader"] = Field(
+        "self", description="Who grades the n proofs 0-7: the judge model itself (no reference shown), or the grader."
+    )
+    finalists: int | None = Field(None, ge=1, description="Best-graded proofs that play the knockout (None: all n).")
+    score_tokens: int | None = Field(None, gt=0, description="Most tokens of each self-grading.")
+    compare_tokens: int | None = Field(None, gt=0, description="Most tokens of each tournament comparison.")
+
+
 class BestOfN:
     """n proofs, each graded 0-7 (by the judge model itself, or by a grader), then a knockout among the top.
 
-    `finalists` limits the tournament to the best-scored few (None: all n). Seeding is by
-    score, ties by generation order; an unparseable or missing score ranks last.
+    Seeding is by grade, ties by generation order; a proof that could not be graded ranks last.
     """
 
     name = "best_of_n"
 
-    def __init__(
-        self,
-        generator: Scaffold,
-        n: int,
-        judge_model: Model,
-        scoring: Literal["self", "grader"] = "self",
-        grader: ProofGrader | None = None,
-        finalists: int | None = None,
-        score_tokens: int | None = None,
-        compare_tokens: int | None = None,
-        budget: Budget | None = None,
-    ):
-        if n < 1:
-            raise ValueError(f"BestOfN: n must be at least 1, got {n}")
-        if scoring not in ("self", "grader"):
-            raise ValueError(f"BestOfN: scoring must be 'self' or 'grader', got {scoring!r}")
-        if scoring == "grader" and grader is None:
-            raise ValueError("BestOfN: scoring='grader' needs a grader")
-        if finalists is not None and finalists < 1:
-            raise ValueError(f"BestOfN: finalists must be at least 1 (or None for all), got {finalists}")
+    def __init__(self, config: BestOfNConfig, roles: Roles, generator: Scaffold):
+        self.config = config
         self.generator = generator
-        self.n = n
-        self.judge = judge_model
-        self.scoring = scoring
-        # Self-scoring: the policy grades its own proofs, one call each (no re-asks, so a stage
-        # of n grades is n calls of the budget); an unreadable grade ranks last.
-        self.grader = grader or RubricGrader(judge_model, "no_reference", max_reasks=0, sampling=max_tokens(score_tokens))
-        self.finalists = finalists
-        self.compare_tokens = compare_tokens
-        self.budget = budget
+        self.judge = roles.get("judge")
+        if config.scoring == "grader":
+            self.grader = roles.needs_grader("BestOfN", "scoring='grader'")
+        else:
+            # Self-grading: the judge grades each proof in one call (no re-asks, so a stage of n
+            # grades is n calls of the budget), without the reference solution it is evaluated on.
+            sampling = max_tokens(config.score_tokens)
+            self.grader = RubricGrader(self.judge, "no_reference", max_reasks=0, sampling=sampling)
+        self.n = config.n
+        self.finalists = config.finalists
+        self.compare_tokens = config.compare_tokens
+        self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)

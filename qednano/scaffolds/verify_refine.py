@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import Field, model_validator
+
 from qednano.grading.untrusted import defuse, last_labelled, proof_block, untrusted_note
-from qednano.llm.model import Model
 from qednano.llm.types import Completion
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
 from qednano.scaffolds.base import Attempt, Scaffold
-from qednano.scaffolds.budget import Budget, Call, Trace, best_first, max_tokens
+from qednano.scaffolds.budget import Call, Trace, best_first, max_tokens
+from qednano.scaffolds.config import GeneratorConfig, Roles
 
 # Any other value (0.7, "pass", "1 (almost)") is unreadable.
 VERDICT_VALUES = {"0": 0.0, "0.0": 0.0, ".5": 0.5, "0.5": 0.5, "1/2": 0.5, "1": 1.0, "1.0": 1.0}
@@ -89,38 +91,36 @@ def rank(pool: list[Verified]) -> list[Verified]:
     return [pool[i] for i in best_first([v.score for v in pool])]
 
 
+class VerifyRefineConfig(GeneratorConfig):
+    pool: int = Field(4, ge=1, description="P: proofs in the first pool.")
+    verifications: int = Field(4, ge=1, description="k: verifications of each proof.")
+    rounds: int = Field(2, ge=0, description="R: refinement rounds.")
+    refine_top: int = Field(2, ge=1, description="m: best proofs refined each round (at most P).")
+    verify_tokens: int | None = Field(None, gt=0, description="Most tokens of each verification.")
+    refine_tokens: int | None = Field(None, gt=0, description="Most tokens of each refinement.")
+
+    @model_validator(mode="after")
+    def _refine_top_fits(self) -> VerifyRefineConfig:
+        if self.refine_top > self.pool:
+            raise ValueError(f"refine_top must be between 1 and pool ({self.pool}), got {self.refine_top}")
+        return self
+
+
 class VerifyRefine:
     name = "verify_refine"
 
-    def __init__(
-        self,
-        generator: Scaffold,
-        verifier_model: Model,
-        pool: int = 4,
-        verifications: int = 4,
-        rounds: int = 2,
-        refine_top: int = 2,
-        refiner: Model | None = None,
-        verify_tokens: int | None = None,
-        refine_tokens: int | None = None,
-        budget: Budget | None = None,
-    ):
-        if pool < 1 or verifications < 1 or rounds < 0:
-            raise ValueError(
-                f"VerifyRefine: need pool >= 1, verifications >= 1, rounds >= 0; got {pool}, {verifications}, {rounds}"
-            )
-        if not 1 <= refine_top <= pool:
-            raise ValueError(f"VerifyRefine: refine_top must be between 1 and pool ({pool}), got {refine_top}")
+    def __init__(self, config: VerifyRefineConfig, roles: Roles, generator: Scaffold):
+        self.config = config
         self.generator = generator
-        self.verifier = verifier_model
-        self.refiner = refiner or verifier_model  # DeepSeek-Math-V2 uses one model for all roles
-        self.pool = pool
-        self.verifications = verifications
-        self.rounds = rounds
-        self.refine_top = refine_top
-        self.verify_sampling = max_tokens(verify_tokens)
-        self.refine_sampling = max_tokens(refine_tokens)
-        self.budget = budget
+        self.verifier = roles.get("verifier")
+        self.refiner = roles.get("refiner")  # DeepSeek-Math-V2 uses one model for all roles
+        self.pool = config.pool
+        self.verifications = config.verifications
+        self.rounds = config.rounds
+        self.refine_top = config.refine_top
+        self.verify_sampling = max_tokens(config.verify_tokens)
+        self.refine_sampling = max_tokens(config.refine_tokens)
+        self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)

@@ -162,11 +162,11 @@ def test_pool_kills_only_the_item_that_overruns_and_keeps_working():
     pool = HardTimeoutPool(time.sleep, max_workers=2, timeout_s=0.5)
     try:
         started = time.monotonic()
-        outcomes = pool.run([(0.01,), (60,), (0.01,), (0.2,), (0.01,)])
+        outcomes = pool.map([(0.01,), (60,), (0.01,), (0.2,), (0.01,)])
         assert time.monotonic() - started < 10
         assert [o.status for o in outcomes] == ["done", "timeout", "done", "done", "done"]
         assert "0.5 s" in outcomes[1].error
-        assert [o.status for o in pool.run([(0.01,)] * 3)] == ["done"] * 3
+        assert [o.status for o in pool.map([(0.01,)] * 3)] == ["done"] * 3
     finally:
         pool.close()
 
@@ -186,7 +186,7 @@ def test_pool_survives_several_timeouts_in_one_batch():
     # concurrent.futures.wait() never reports, and the batch hung.
     pool = HardTimeoutPool(time.sleep, max_workers=2, timeout_s=0.3)
     try:
-        outcomes = run_with_deadline(lambda: pool.run(([(0.001,)] * 3 + [(60,)]) * 3))
+        outcomes = run_with_deadline(lambda: pool.map(([(0.001,)] * 3 + [(60,)]) * 3))
     finally:
         pool.close()
     assert [o.status for o in outcomes] == (["done"] * 3 + ["timeout"]) * 3
@@ -197,7 +197,7 @@ def test_pool_is_shared_safely_between_threads():
     results = {}
 
     def batch(name, items):
-        results[name] = [o.status for o in pool.run(items)]
+        results[name] = [o.status for o in pool.map(items)]
 
     threads = [
         threading.Thread(target=batch, args=("slow", [(60,)] + [(0.001,)] * 10)),
@@ -217,7 +217,7 @@ def test_pool_is_shared_safely_between_threads():
 def test_pool_records_an_exception_as_failed():
     pool = HardTimeoutPool(math.sqrt, max_workers=1, timeout_s=5)
     try:
-        good, bad = pool.run([(4.0,), (-1.0,)])
+        good, bad = pool.map([(4.0,), (-1.0,)])
     finally:
         pool.close()
     assert (good.status, good.value) == ("done", 2.0)

@@ -11,9 +11,10 @@ from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Prices
 from qednano.problems.record import Problem
 from qednano.records.pipeline import evaluate
-from qednano.records.rundir import Run, redact
+from qednano.records.rundir import Run
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore, StoreError
+from qednano.secrets import redact
 
 PROBLEMS = [Problem(id=f"p{i}", statement=f"Problem number {i}", category="Algebra") for i in range(3)]
 
@@ -105,7 +106,8 @@ def test_manifest_records_totals_and_never_secrets(tmp_path, monkeypatch):
     assert manifest["totals"]["cost_usd"] == pytest.approx(3.0)
     assert manifest["versions"]["pydantic"]
     assert "sk-very-secret-value" not in (tmp_path / "run" / "manifest.json").read_text()
-    assert redact({"a": ["sk-very-secret-value!"]}) == {"a": ["***!"]}
+    assert redact({"a": ["sk-very-secret-value!"]}) == {"a": ["[redacted]!"]}
+    assert redact("Authorization: Bearer abc.def", secrets=[None]) == "Authorization: Bearer [redacted]"
 
 
 def test_manifest_marks_a_crashed_run_failed(tmp_path):

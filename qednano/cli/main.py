@@ -73,8 +73,9 @@ def solve(
 ) -> None:
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
     from qednano.problems.record import Problem
-    from qednano.records.rundir import Run, default_run_dir, redact
+    from qednano.records.rundir import Run, default_run_dir
     from qednano.scaffolds.registry import load_scaffold
+    from qednano.secrets import redact
 
     statement = read_problem_text(problem)
     llm = open_model(model, open_cache(no_cache))
@@ -157,7 +158,7 @@ def eval_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Generate samples for a benchmark, grade them, and report."""
-    from qednano.evaluate.run import EvalConfig, run_eval
+    from qednano.evaluate.commands import EvalConfig, run_eval
 
     with user_errors():
         config = EvalConfig(
@@ -182,7 +183,7 @@ def grade(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Grade an existing file of generations; writes graded.jsonl in the reference format and a report."""
-    from qednano.evaluate.run import GradeConfig, run_grade_file
+    from qednano.evaluate.commands import GradeConfig, run_grade_file
 
     with user_errors():
         config = GradeConfig(file=str(file), graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,

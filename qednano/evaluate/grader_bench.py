@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from rich.console import Console
 
+from qednano.evaluate.commands import grade_written
 from qednano.evaluate.imported import response_attempt
-from qednano.evaluate.run import grade_written
 from qednano.grading.agreement import agreement, render_markdown, render_terminal
 from qednano.grading.build import GradingConfig
 from qednano.llm.cache import CallCache

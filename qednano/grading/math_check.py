@@ -82,7 +82,7 @@ class HardTimeoutPool:
         context.set_forkserver_preload([__name__])
         self._pool = pebble.ProcessPool(max_workers=max_workers or min(4, os.cpu_count() or 1), context=context)
 
-    def run(self, items: Sequence[tuple]) -> list[Outcome]:
+    def map(self, items: Sequence[tuple]) -> list[Outcome]:
         """`fn(*args)` for every args tuple, in order, each as an Outcome."""
         futures = [self._pool.schedule(self.fn, args=args, timeout=self.timeout_s) for args in items]
         return [self._outcome(future) for future in futures]
@@ -131,10 +131,10 @@ def check_answers(
     With no settings the shared pool is used; otherwise a pool is made for this batch.
     """
     if max_workers is None and timeout_s is None:
-        return [_verdict(o) for o in shared_pool().run(pairs)]
+        return [_verdict(o) for o in shared_pool().map(pairs)]
     pool = HardTimeoutPool(check_in_process, max_workers, timeout_s or HARD_TIMEOUT_S)
     try:
-        return [_verdict(o) for o in pool.run(pairs)]
+        return [_verdict(o) for o in pool.map(pairs)]
     finally:
         pool.close()
 

@@ -7,14 +7,13 @@ when the run starts (status "running") and rewritten when it ends, so a killed r
 as such and can be resumed from the same directory.
 
 API keys never reach a manifest: configs only name the environment variable that holds a
-key, and `redact` replaces the value of any secret-looking environment variable anywhere in
-what we write.
+key, and `qednano.secrets.redact` replaces the value of any secret-looking environment variable
+anywhere in what we write.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import subprocess
@@ -26,33 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from qednano.llm.model import Model
+from qednano.secrets import redact
 
 PACKAGES = (
     "qednano", "torch", "transformers", "trl", "accelerate", "datasets", "openai",
     "onnxruntime-genai", "math-verify", "pydantic",
 )
-SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
-
-
-def secret_values() -> list[str]:
-    """Values of environment variables whose names look secret (long enough to be real)."""
-    return [v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= 8]
-
-
-def redact(value: Any, secrets: list[str] | None = None) -> Any:
-    """A copy of `value` (nested dicts/lists/strings) with every secret replaced by ***."""
-    secrets = secret_values() if secrets is None else secrets
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    return value
-
-
 def package_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qednano.errors import first_error
-from qednano.records.rundir import redact, secret_values
 from qednano.records.sample import SampleRecord
+from qednano.secrets import redact, secret_values
 
 
 class StoreError(ValueError):

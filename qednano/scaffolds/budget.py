@@ -118,7 +118,7 @@ class Trace:
     def index(self, role: str, turn: int = 0, member: int = 0) -> int:
         return call_index(self.sample_index, role, turn, member)
 
-    async def run(self, calls: list[Call]) -> list[Completion]:
+    async def call(self, calls: list[Call]) -> list[Completion]:
         """Make the calls concurrently; their steps are recorded in the order given."""
 
         async def one(call: Call) -> Completion:

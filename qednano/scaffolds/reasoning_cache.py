@@ -73,14 +73,14 @@ class ReasoningCache:
         summary: str | None = None
         for t in range(1, self.turns + 1):
             messages = turn_messages(problem, summary)
-            [turn] = await trace.run([Call(self.model, "generate", messages, self.reasoning_sampling, turn=t)])
+            [turn] = await trace.call([Call(self.model, "generate", messages, self.reasoning_sampling, turn=t)])
             if failed := trace.fail_on_call([turn], f"turn {t} reasoning"):
                 return failed
             # A summary is only worth making if another turn will read it: 2 more calls.
             if t == self.turns or not trace.allows(2):
                 return trace.finish(trace.candidate(turn))
             messages = summary_messages(problem, summary, reasoning_of(turn))
-            [note] = await trace.run([Call(self.summarizer, "summarize", messages, self.summary_sampling, turn=t)])
+            [note] = await trace.call([Call(self.summarizer, "summarize", messages, self.summary_sampling, turn=t)])
             if failed := trace.fail_on_call([note], f"turn {t} summary"):
                 return failed
             if not note.content.strip():

@@ -93,7 +93,7 @@ class RSA:
             prompts = [aggregate_messages(problem, [members[j] for j in picks]) for picks in subsets]
             sampling = self.aggregate_sampling
             calls = [Call(self.aggregator, "aggregate", p, sampling, r, i) for i, p in enumerate(prompts)]
-            done = await trace.run(calls)
+            done = await trace.call(calls)
             if failed := trace.fail_on_call(done, f"round {r} aggregation"):
                 return failed
             members = [trace.candidate(c) for c in done]

@@ -43,7 +43,7 @@ class SelfCheck:
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)
-        [first] = await trace.run([Call(self.model, "generate", solve_messages(problem), self.solve_sampling)])
+        [first] = await trace.call([Call(self.model, "generate", solve_messages(problem), self.solve_sampling)])
         if failed := trace.fail_on_call([first], "generation"):
             return failed
         proof = trace.candidate(first)
@@ -52,7 +52,7 @@ class SelfCheck:
             if proof.status != "ok" or not trace.allows(1):
                 break  # nothing to check, or no budget left to check it
             messages = verify_messages(problem, proof.proof)
-            [check] = await trace.run([Call(self.model, "verify", messages, self.verify_sampling, turn=r)])
+            [check] = await trace.call([Call(self.model, "verify", messages, self.verify_sampling, turn=r)])
             if failed := trace.fail_on_call([check], f"round {r} verification"):
                 return failed
             verdict = read_verification(check.content)
@@ -67,7 +67,7 @@ class SelfCheck:
             if not trace.allows(1):
                 break
             messages = refine_messages(problem, proof.proof, check.content)
-            [fix] = await trace.run([Call(self.model, "refine", messages, self.refine_sampling, turn=r)])
+            [fix] = await trace.call([Call(self.model, "refine", messages, self.refine_sampling, turn=r)])
             if failed := trace.fail_on_call([fix], f"round {r} correction"):
                 return failed
             proof = trace.candidate(fix)

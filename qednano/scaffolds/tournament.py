@@ -74,7 +74,7 @@ async def knockout(trace: Trace, judge: Model, seeded: list[Attempt], compare_to
             return next((seeded[i] for i in sorted(alive) if seeded[i].status == "ok"), seeded[min(alive)])
         prompts = [compare_messages(trace.problem, seeded[a].proof, seeded[b].proof) for a, b in judged]
         calls = [Call(judge, "compare", p, sampling, bracket, m) for m, p in enumerate(prompts)]
-        done = await trace.run(calls)
+        done = await trace.call(calls)
         if failed := trace.fail_on_call(done, f"bracket {bracket} comparison"):
             return failed
         verdicts = {pair: parse_winner(c.content) for pair, c in zip(judged, done, strict=True)}

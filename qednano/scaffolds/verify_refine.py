@@ -144,7 +144,7 @@ class VerifyRefine:
                 break
             prompts = [refine_messages(problem, v.proof.proof, v.worst_report()) for v in targets]
             calls = [Call(self.refiner, "refine", p, self.refine_sampling, r + 1, i) for i, p in enumerate(prompts)]
-            done = await trace.run(calls)
+            done = await trace.call(calls)
             if failed := trace.fail_on_call(done, f"round {r + 1} refinement"):
                 return failed
             fresh = [Verified(trace.candidate(c)) for c in done]
@@ -161,7 +161,7 @@ class VerifyRefine:
             for i, p in enumerate(prompts)
             for j in range(k)
         ]
-        done = await trace.run(calls)
+        done = await trace.call(calls)
         if failed := trace.fail_on_call(done, f"round {round_} verification"):
             return failed
         for i, v in enumerate(todo):

@@ -66,7 +66,7 @@ def select_problems(config: EvalConfig) -> list[Problem]:
     return [p for p in problems if p.id in wanted]
 
 
-def build_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
+def eval_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
     params = dict(config.scaffold_params)
     if config.scaffold == "direct" and config.resolved_task() == "answer":
         params.setdefault("prompt", "answer")  # ask for a boxed answer, whatever other params are set
@@ -109,7 +109,7 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     grader = build_grader(config.resolved_task(), config, graders)
     if grader is None:
         console.print("[yellow]no --grader given: proofs are generated but not graded (grade them later with --grader)[/]")
-    scaffold = build_scaffold(config, prover, grader)
+    scaffold = eval_scaffold(config, prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     with Run(run_dir, "eval", manifest_config, models=[prover, *graders]) as run:
         job = evaluate(problems, scaffold, grader, config.samples, store, concurrency=config.concurrency)

@@ -29,7 +29,7 @@ CASES = {
         ["generate", "generate", "verify", "verify"],
     ),
     "self_check": ({"max_rounds": 1, "solve_tokens": 48, "verify_tokens": 32, "refine_tokens": 48}, ["generate", "verify"]),
-    "best_of_n": ({"generator": DIRECT, "n": 2, "score_tokens": 32, "compare_tokens": 32}, ["generate", "generate", "score", "score"]),
+    "best_of_n": ({"generator": DIRECT, "n": 2, "score_tokens": 32, "compare_tokens": 32}, ["generate", "generate", "grade", "grade"]),
 }
 
 

@@ -120,12 +120,15 @@ def _json_lines(path: Path, text: str, limit: int | None) -> Iterator[tuple[Any,
 
 @contextmanager
 def quiet_datasets() -> Iterator[None]:
-    """`datasets` without its progress bars ("Generating train split: ..."), restored after."""
-    was_enabled = datasets.is_progress_bar_enabled()
+    """`datasets` without its progress bars ("Generating train split: ...") and its warnings
+    (what goes wrong becomes our own error), both restored after."""
+    was_enabled, verbosity = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.ERROR)
     try:
         yield
     finally:
+        datasets.logging.set_verbosity(verbosity)
         if was_enabled:
             datasets.enable_progress_bars()
 

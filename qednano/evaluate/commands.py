@@ -1,4 +1,5 @@
-"""`qednano eval`: load a benchmark, generate with a scaffold, grade, report — in a run directory.
+"""`qednano eval` (load a benchmark, generate with a scaffold, grade, report) and `qednano grade`
+(grade a file of existing generations), each in a run directory.
 
 The run directory holds `manifest.json`, `samples.jsonl` (one record per sample, appended as
 work finishes), `report.md` and `report.json`. Running the same command with the same

@@ -38,10 +38,12 @@ from qednano.cli.common import (
     sampling_options,
     user_errors,
 )
+from qednano.cli.view import view
 from qednano.llm.model import Model
 from qednano.llm.registry import registered_models
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
+app.command()(view)
 
 
 @app.command()

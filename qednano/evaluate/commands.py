@@ -26,6 +26,7 @@ from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
 from qednano.records.pipeline import evaluate, evaluate_pairs
+from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
@@ -113,6 +114,7 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     scaffold = eval_scaffold(config, prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     with Run(run_dir, "eval", manifest_config, models=[prover, *graders]) as run:
+        write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here
         job = evaluate(problems, scaffold, grader, config.samples, store, concurrency=config.concurrency)
         records = asyncio.run(closing([prover, *graders], job))
     write_report(run.path, records, run.manifest("finished"), console)
@@ -165,6 +167,7 @@ def grade_written(
     store = SampleStore(run.path / "samples.jsonl")
     run.models.extend(graders)
     with run:
+        write_problems(run.path, list({problem.id: problem for problem, _ in written}.values()))
         job = evaluate_pairs(work, replay, grader, store, concurrency=concurrency)
         return asyncio.run(closing(graders, job))
 

@@ -1,0 +1,1 @@
+"""Web viewer of run directories: `qednano view RUN...` (reads runs, never writes them)."""

@@ -1,0 +1,159 @@
+"""The run directories a viewer serves, read through the contracts that eval, train and data write.
+
+The viewer only reads. It knows each run by a short key made from its folder name and never
+turns a URL into a path: a request names a key, and the key is looked up in `RunSet.runs`, so
+nothing outside the folders given on the command line can be reached.
+
+Files are re-read when they change on disk, so a run still in progress can be watched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from qednano.errors import first_error
+from qednano.problems.record import Problem
+from qednano.records.problems import read_problems
+from qednano.records.sample import SampleRecord
+from qednano.records.store import SampleStore, load_manifest
+
+
+class TrainingCompletion(BaseModel):
+    """One line of a training run's `completions.jsonl`."""
+
+    step: int
+    problem_id: str = ""
+    prompt: Any = ""  # a string, or chat messages
+    completion: Any = ""
+    reward: float | None = None
+    advantage: float | None = None
+    grade_status: str | None = None
+    state: int | None = None  # reasoning-cache turn index
+
+
+class Match(BaseModel):
+    """One line of a dedup or decontamination run's `matches.jsonl`."""
+
+    train_id: str
+    against_id: str
+    against: str = ""
+    method: str
+    similarity: float
+    train_text: str = ""
+    against_text: str = ""
+
+
+def read_jsonl(path: Path, model: type[BaseModel] | None = None) -> list:
+    """The lines of a JSONL file (validated by `model` if given); a torn last line is skipped."""
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines) and not text.endswith("\n"):
+                break  # being written right now
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from err
+        if model is None:
+            rows.append(data)
+            continue
+        try:
+            rows.append(model.model_validate(data))
+        except ValidationError as err:
+            name, message = first_error(err)
+            raise ValueError(f"{path}:{number}: field {name or '(record)'!r}: {message}") from err
+    return rows
+
+
+@dataclass
+class RunDir:
+    key: str
+    path: Path
+    _cache: dict[str, tuple[tuple, Any]] = field(default_factory=dict, repr=False)
+
+    def _cached(self, name: str, load):
+        """`load()` of file `name`, read again only when its size or mtime changed."""
+        file = self.path / name
+        stat = file.stat() if file.exists() else None
+        stamp = (stat.st_mtime_ns, stat.st_size) if stat else None
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, load())
+            self._cache[name] = hit
+        return hit[1]
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    @property
+    def manifest(self) -> dict:
+        return self._cached("manifest.json", lambda: load_manifest(self.path / "manifest.json"))
+
+    @property
+    def command(self) -> str:
+        return str(self.manifest.get("command", "")) or "(no manifest)"
+
+    @property
+    def kind(self) -> str:
+        """What the run page shows: samples, training or matches (by the files present)."""
+        if self.has("samples.jsonl"):
+            return "samples"
+        if self.has("metrics.jsonl") or self.has("completions.jsonl"):
+            return "training"
+        if self.has("matches.jsonl"):
+            return "matches"
+        return "empty"
+
+    def samples(self) -> list[SampleRecord]:
+        store = SampleStore(self.path / "samples.jsonl")
+        return self._cached("samples.jsonl", lambda: list(store.read().values()))
+
+    def problems(self) -> dict[str, Problem]:
+        return self._cached("problems.jsonl", lambda: read_problems(self.path))
+
+    def metrics(self) -> list[dict]:
+        return self._cached("metrics.jsonl", lambda: read_jsonl(self.path / "metrics.jsonl"))
+
+    def completions(self) -> list[TrainingCompletion]:
+        return self._cached("completions.jsonl", lambda: read_jsonl(self.path / "completions.jsonl", TrainingCompletion))
+
+    def matches(self) -> list[Match]:
+        return self._cached("matches.jsonl", lambda: read_jsonl(self.path / "matches.jsonl", Match))
+
+
+def run_key(path: Path, taken: set[str]) -> str:
+    """A URL-safe name for a run: its folder name, with a number added if already taken."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name).strip("-.") or "run"
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}-{n}", n + 1
+    return key
+
+
+class RunSet:
+    """The run directories given on the command line, by key, in the order given."""
+
+    def __init__(self, paths: list[str | Path]):
+        if not paths:
+            raise ValueError("give at least one run directory")
+        self.runs: dict[str, RunDir] = {}
+        for given in paths:
+            path = Path(given).resolve()
+            if not path.is_dir():
+                raise ValueError(f"{given}: not a directory (give run directories written by qednano)")
+            key = run_key(path, set(self.runs))
+            self.runs[key] = RunDir(key, path)
+
+    def get(self, key: str) -> RunDir | None:
+        return self.runs.get(key)

@@ -107,7 +107,7 @@ def test_a_bad_filter_value_is_a_clear_400(client):
 
 
 def test_filters_on_rows_built_without_stored_problems(runs):
-    run = RunSet([runs["vr-run"]]).runs["vr-run"]
+    run = RunSet([runs["scaffold-run"]]).runs["scaffold-run"]
     rows = build_rows(run.samples(), {})
     assert [r.problem_id for r in select(rows, Filters(q="alpha"))] == ["alpha-1"]  # ids are searched too
 
@@ -134,13 +134,28 @@ def test_failed_and_truncated_samples_say_so(client):
 
 
 def test_verify_refine_calls_in_order_with_verdicts(client):
-    html = client.get("/run/vr-run/problem/alpha-1").text
+    html = client.get("/run/scaffold-run/problem/alpha-1").text
     heads = re.findall(r'<div class="call-head">#(\d+) (\w+)', html)
     assert [int(n) for n, _ in heads] == list(range(1, len(heads) + 1))
     roles = [role for _, role in heads]
     assert roles[:2] == ["generate", "generate"] and roles.count("verify") == 6 and "refine" in roles
     assert html.count("verdict 0.5") == 4 and html.count("verdict 1<") == 2
-    assert "statement not stored" not in html or "no problems.jsonl" in html
+    assert "statement not stored in this run (no problems.jsonl)" in html
+
+
+def test_rsa_population_and_knockout_in_order(client):
+    html = client.get("/run/scaffold-run/problem/beta-2").text
+    titles = re.findall(r"<h5>(turn [^<]+)</h5>", html)
+    assert titles[:2] == ["turn 0: 3 × generate", "turn 1: 3 × aggregate"]
+    assert any("compare" in t for t in titles[2:]) and "winner A" in html
+    assert "aggregation of a subset of the previous population" in html
+
+
+def test_data_distill_runs_show_graded_proofs(client):
+    assert "data-distill" in client.get("/").text
+    html = client.get("/run/distill-run").text
+    assert grid_rows(html) == ["alpha-1", "beta-2", "delta-4", "gamma-3"] and "data-distill" in html
+    assert "Trivial, since" in client.get("/run/distill-run/problem/alpha-1").text
 
 
 def test_side_by_side_shows_both_runs_on_one_problem(client):

@@ -3,7 +3,8 @@
 Two evaluation runs are produced for real by `qednano eval` on scripted models (one with the
 reasoning-cache scaffold, one direct) over a small problem file whose rows exercise every cell
 status: graded, failed, no proof (truncated), ungraded. A verify-refine attempt is solved by the
-real scaffold and stored with SampleStore. The training and decontamination runs follow the
+real scaffold, and so is an RSA attempt, stored with SampleStore. A data-distill run
+holds graded proofs in the same files. The training and decontamination runs follow the
 run-directory contracts of the train and data floors (manifest by `Run`, then JSONL files).
 """
 
@@ -26,6 +27,7 @@ from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
 from qednano.scaffolds.budget import call_index
 from qednano.scaffolds.direct import Direct
+from qednano.scaffolds.rsa import RSA
 from qednano.scaffolds.verify_refine import VerifyRefine
 
 RUBRIC = [{"title": "Setup", "points": 2, "desc": "Sets up $a_1$ and $b_2$."}, {"title": "Finish", "points": 5, "desc": "Concludes."}]
@@ -53,6 +55,10 @@ def prover(messages, sampling):
         return "I showed that $x_1^2 = a_1$; next I expand the square."
     if "VERDICT: <v>" in prompt:
         return "No issues found.\nVERDICT: 1" if "(refined)" in prompt else "A gap in step 2.\nVERDICT: 0.5"
+    if "WINNER: <A or B>" in prompt:
+        return "Proof A has no gap.\nWINNER: A"
+    if "candidate solutions written independently" in prompt:
+        return "<think>combine</think>Proof (aggregated). Induction on $n$, with $S_n = S_{n-1} + n$."
     if "Reviewer's report" in prompt:
         return "<think>fix the gap</think>Proof (refined). We expand the square $(x_1 - y_2)^2$ and conclude."
     if "ALPHA" in prompt:
@@ -80,17 +86,27 @@ def eval_run(out: Path, problems_file: Path, model: str, *scaffold: str) -> None
     args = ["eval", "--bench", str(problems_file), "-m", model, "-g", "grader", "-n", "2", "--out", str(out),
             "--seed", "0", *scaffold]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, repr(result.exception))
 
 
-def verify_refine_run(out: Path) -> None:
-    """One verify-refine attempt by the real scaffold, graded by nobody (ungraded cell)."""
+def scaffold_run(out: Path) -> None:
+    """A verify-refine attempt (alpha-1) and an RSA attempt (beta-2) by the real scaffolds, ungraded."""
     model = Model("prover", ScriptedBackend(prover, "prover"))
-    problem = Problem(id="alpha-1", statement=PROBLEMS[0]["problem"])
-    scaffold = VerifyRefine(Direct(model), model, pool=2, verifications=2, rounds=1, refine_top=1)
-    attempt = asyncio.run(scaffold.solve(problem, 0))
-    with Run(out, "eval", {"scaffold": "verify_refine"}):
-        SampleStore(out / "samples.jsonl").append(SampleRecord.start(problem, attempt))
+    alpha = Problem(id="alpha-1", statement=PROBLEMS[0]["problem"])
+    beta = Problem(id="beta-2", statement=PROBLEMS[1]["problem"])
+    verify_refine = VerifyRefine(Direct(model), model, pool=2, verifications=2, rounds=1, refine_top=1)
+    rsa = RSA(Direct(model), model, population=3, subset=2, rounds=1)
+    with Run(out, "eval", {"scaffold": "verify_refine and rsa"}):
+        store = SampleStore(out / "samples.jsonl")
+        store.append(SampleRecord.start(alpha, asyncio.run(verify_refine.solve(alpha, 0))))
+        store.append(SampleRecord.start(beta, asyncio.run(rsa.solve(beta, 0))))
+
+
+def distill_run(out: Path, source: Path) -> None:
+    """A data-distill run: graded proofs in samples.jsonl, as the data floor writes them."""
+    with Run(out, "data-distill", {"teacher": "other_prover"}):
+        for name in ("samples.jsonl", "problems.jsonl"):
+            (out / name).write_text((source / name).read_text())
 
 
 def training_run(out: Path) -> None:
@@ -126,7 +142,7 @@ def make_runs(root: Path) -> dict[str, Path]:
         (models / f"{name}.yaml").write_text(f"name: {name}\nbackend: scripted\nmodel: {name}\nprices: {{input: 1.0, output: 2.0}}\n")
     problems_file = root / "problems.jsonl"
     problems_file.write_text("".join(json.dumps({**p, "rubric": RUBRIC}) + "\n" for p in PROBLEMS))
-    runs = {name: root / name for name in ("rc-run", "direct-run", "vr-run", "train-run", "decon-run")}
+    runs = {name: root / name for name in ("rc-run", "direct-run", "scaffold-run", "distill-run", "train-run", "decon-run")}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QEDNANO_MODELS", str(models))
         patch.setenv("QEDNANO_CACHE_DIR", str(root / "cache"))
@@ -134,7 +150,8 @@ def make_runs(root: Path) -> dict[str, Path]:
             patch.setitem(BUILTIN_SCRIPTS, name, reply)
         eval_run(runs["rc-run"], problems_file, "prover", "--scaffold", "rc", "--turns", "2")
         eval_run(runs["direct-run"], problems_file, "other_prover")
-        verify_refine_run(runs["vr-run"])
+        scaffold_run(runs["scaffold-run"])
+    distill_run(runs["distill-run"], runs["direct-run"])
     training_run(runs["train-run"])
     decontamination_run(runs["decon-run"])
     return runs

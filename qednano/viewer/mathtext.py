@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import xml.etree.ElementTree as ET
-from functools import cache
+from functools import cache, lru_cache
 
 from latex2mathml.converter import convert
 from markdown_it import MarkdownIt
@@ -57,6 +57,7 @@ def to_mathml(latex: str, display: bool) -> str:
     return ET.tostring(tree, encoding="unicode", short_empty_elements=False)
 
 
+@lru_cache(maxsize=50_000)  # a page repeats formulas (the proof, then the call that wrote it)
 def render_math(latex: str, display: bool) -> str:
     """The formula as MathML, or its escaped source marked as an error when conversion fails."""
     try:

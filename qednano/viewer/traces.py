@@ -1,15 +1,14 @@
 """A scaffold's calls in order, grouped into stages for reading.
 
-A stage is a run of consecutive calls with the same turn: one reasoning-cache turn (its
-reasoning, then the summary handed to the next turn), one RSA population (N aggregations), one
-verify-refine round (k verifications per proof, then the refinements). Judge calls show the
+A stage is a run of consecutive calls with the same turn and role: a reasoning-cache turn's
+reasoning, then the summary it hands to the next turn; an RSA population (N aggregations), then
+a knockout bracket; a verify-refine round's k verifications per proof, then its refinements. Judge calls show the
 verdict the scaffold read from them, with the scaffolds' own parsers, so the viewer shows what
 the scaffold acted on.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from qednano.scaffolds.base import Attempt, Step
@@ -39,13 +38,13 @@ class CallView:
 @dataclass
 class Stage:
     turn: int
+    role: str
     calls: list[CallView] = field(default_factory=list)
 
     @property
     def title(self) -> str:
-        roles = Counter(c.step.role for c in self.calls)
-        parts = [f"{n} × {role}" if n > 1 else role for role, n in roles.items()]
-        return f"turn {self.turn}: " + ", ".join(parts)
+        count = len(self.calls)
+        return f"turn {self.turn}: " + (f"{count} × {self.role}" if count > 1 else self.role)
 
 
 def verdict_of(step: Step) -> str | None:
@@ -66,11 +65,11 @@ def note_of(step: Step, is_rc: bool) -> str:
 
 
 def stages(attempt: Attempt) -> list[Stage]:
-    """The attempt's calls in order, one stage per run of calls with the same turn."""
+    """The attempt's calls in order, one stage per run of calls with the same turn and role."""
     is_rc = any(s.role == "summarize" for s in attempt.steps)
     found: list[Stage] = []
     for number, step in enumerate(attempt.steps, start=1):
-        if not found or found[-1].turn != step.turn:
-            found.append(Stage(step.turn))
+        if not found or (found[-1].turn, found[-1].role) != (step.turn, step.role):
+            found.append(Stage(step.turn, step.role))
         found[-1].calls.append(CallView(number, step, verdict_of(step), note_of(step, is_rc)))
     return found

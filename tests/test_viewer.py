@@ -53,6 +53,11 @@ def test_markdown_escapes_html_and_shows_a_broken_formula_as_source():
     assert html.count('class="math-error"') == 2 and "\\frac{1}{" in html
 
 
+def test_markdown_images_and_script_links_are_not_made():
+    html = render_markdown("![tracker](http://example.com/x.png) and [click](javascript:alert(1))")
+    assert "<img" not in html and 'href="javascript' not in html
+
+
 def test_display_math_in_brackets_stays_inside_its_paragraph():
     html = render_markdown("Hence \\[ x^2 \\geq 0 \\] as claimed.")
     assert html.startswith("<p>") and html.count("<p>") == 1 and 'display="block"' in html
@@ -120,6 +125,7 @@ def test_problem_page_shows_statement_scheme_grade_and_rc_turns(client):
     assert "<math" in html and 'class="math-error"' in html  # the slip in the proof shows its source
     assert "&lt;script&gt;window.__pwned" in html and "<script>" not in html
     assert html.count('class="sample ') == 2 and "7 / 7" in html
+    assert 'id="next" href="/run/rc-run/problem/beta-2"' in html and 'id="previous"' not in html
     assert re.search(r"<td>Finish</td><td>5 / 5</td>", html)
     assert "summary handed on to turn 2" in html and "I showed that" in html
     assert '<details class="reasoning">' in html and "Try AM-GM" in html  # reasoning collapsed
@@ -164,6 +170,8 @@ def test_side_by_side_shows_both_runs_on_one_problem(client):
     assert len(sides) == 3 and "Try AM-GM" in sides[1] and "Trivial, since" in sides[2]
     listing = client.get("/compare", params={"a": "rc-run", "b": "direct-run"}).text
     assert grid_rows(listing) == ["alpha-1", "beta-2", "delta-4", "gamma-3"]
+    # the grader scores by problem; gamma: rc wrote no proof (0), direct got 6; delta is ungraded in both
+    assert re.findall(r'class="num difference">([^<]+)<', listing) == ["+0.00", "+0.00", "–", "+6.00"]
 
 
 # --- training and data runs --------------------------------------------------------------------
@@ -219,6 +227,12 @@ def test_pages_forbid_scripts_and_other_origins(client):
     assert "script-src 'none'" in policy and "default-src 'none'" in policy
     html = client.get("/run/rc-run/problem/alpha-1").text
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host
+
+
+def test_a_folder_of_runs_serves_each_run(runs):
+    served = RunSet([runs["rc-run"].parent])
+    assert {"rc-run", "train-run", "decon-run"} <= set(served.runs) and "models" not in served.runs
+    assert served.runs["rc-run"].path == runs["rc-run"].resolve()
 
 
 def test_only_directories_are_served(tmp_path):

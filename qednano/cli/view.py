@@ -23,6 +23,8 @@ def view(
     with user_errors():
         run_set = RunSet(runs)
         sock = bind(host, port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]listening on {host}: anyone who can reach this machine can read these runs[/]")
     console.print(f"viewer of {len(run_set.runs)} run(s) at [bold]{url_of(sock)}[/] (Ctrl+C stops it)", soft_wrap=True)
     try:
         serve(run_set, sock, open_browser=not no_browser)

@@ -92,7 +92,9 @@ def _render_bracket_display(self, tokens, idx, options, env) -> str:
 
 @cache
 def parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+    # breaks: models separate lines with single newlines and mean them (verdict lines, steps)
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
+    md.disable("image")  # a model-written image link would make the page fetch from its host
     dollarmath_plugin(md, double_inline=True, renderer=lambda text, opts: render_math(text, opts["display_mode"]))
     md.inline.ruler.before("escape", "math_bracket", bracket_math)
     md.add_render_rule("math_bracket_display", _render_bracket_display)

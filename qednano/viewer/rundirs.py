@@ -141,6 +141,21 @@ def run_key(path: Path, taken: set[str]) -> str:
     return key
 
 
+RUN_FILES = ("manifest.json", "samples.jsonl", "metrics.jsonl", "completions.jsonl", "matches.jsonl")
+
+
+def is_run(path: Path) -> bool:
+    return any((path / name).is_file() for name in RUN_FILES)
+
+
+def expand(path: Path) -> list[Path]:
+    """A run directory as itself; a folder of runs (like `runs/`) as the runs directly inside it."""
+    if is_run(path):
+        return [path]
+    inside = sorted(child for child in path.iterdir() if child.is_dir() and is_run(child))
+    return inside or [path]
+
+
 class RunSet:
     """The run directories given on the command line, by key, in the order given."""
 
@@ -152,8 +167,9 @@ class RunSet:
             path = Path(given).resolve()
             if not path.is_dir():
                 raise ValueError(f"{given}: not a directory (give run directories written by qednano)")
-            key = run_key(path, set(self.runs))
-            self.runs[key] = RunDir(key, path)
+            for run in expand(path):
+                key = run_key(run, set(self.runs))
+                self.runs[key] = RunDir(key, run)
 
     def get(self, key: str) -> RunDir | None:
         return self.runs.get(key)

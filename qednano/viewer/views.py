@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from qednano.problems.record import Problem
 from qednano.records.sample import SampleRecord
-from qednano.viewer.grid import Cell, Row, build_rows, make_cell
+from qednano.viewer.grid import Cell, Row, build_rows, make_cell, sort_rows
 from qednano.viewer.rundirs import Match, RunDir, TrainingCompletion
 from qednano.viewer.traces import Stage, stages
 
@@ -57,6 +57,8 @@ class ProblemPage:
     problem: Problem | None
     row: Row | None
     samples: list[SampleView]
+    previous: str | None = None  # neighbouring problem ids in the run's grid order
+    next: str | None = None
 
 
 def problem_page(run: RunDir, problem_id: str) -> ProblemPage | None:
@@ -67,7 +69,11 @@ def problem_page(run: RunDir, problem_id: str) -> ProblemPage | None:
         return None
     rows = build_rows(records, run.problems())
     views = [sample_view(r, problem) for r in records]
-    return ProblemPage(run, problem_id, problem, rows[0] if rows else None, views)
+    ids = [r.problem_id for r in sort_rows(build_rows(run.samples(), {}), "id")]
+    at = ids.index(problem_id) if problem_id in ids else -1
+    previous = ids[at - 1] if at > 0 else None
+    following = ids[at + 1] if 0 <= at < len(ids) - 1 else None
+    return ProblemPage(run, problem_id, problem, rows[0] if rows else None, views, previous, following)
 
 
 @dataclass

@@ -178,8 +178,10 @@ def test_side_by_side_shows_both_runs_on_one_problem(client):
 
 def test_training_page_plots_rewards_and_shows_a_steps_completions(client):
     html = client.get("/run/train-run").text
-    assert re.findall(r'data-metric="([^"]+)"', html) == ["reward", "reward_std", "learning_rate", "loss"]
-    assert html.count("<circle") == 24  # 6 steps x 4 metrics, drawn as inline SVG
+    metrics = ["reward", "reward_std", "learning_rate", "loss", "completions: mean reward"]
+    assert re.findall(r'data-metric="([^"]+)"', html) == metrics
+    assert html.count("<circle") == 6 * 4 + 3  # 6 logged steps x 4 metrics, 3 steps with completions
+    assert "train-rl" in html and '"recipe": "tiny"' in html and "<script>" not in html  # the manifest, escaped
     assert 'id="step-heading">Step 3<' in html and html.count('class="completion"') == 3
     step1 = client.get("/run/train-run?step=1").text
     assert "(step 1)" in step1 and "(step 3)" not in step1
@@ -191,6 +193,21 @@ def test_decontamination_matches_side_by_side(client):
     assert 'id="match-count">2<' in html and html.index("PB-Basic-002") < html.index("PB-Basic-001")  # most similar first
     assert html.count('class="side"') == 4
     assert 'id="match-count">1<' in client.get("/run/decon-run?method=ngram").text
+
+
+def test_a_run_with_nothing_to_show_lists_its_files(tmp_path):
+    run = tmp_path / "exported"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"command": "data-export", "status": "finished"}))
+    (run / "train.parquet").write_text("")
+    html = TestClient(create_app(RunSet([run]))).get("/run/exported").text
+    assert "data-export" in html and "<li>train.parquet</li>" in html
+
+
+def test_other_host_names_are_refused(runs):
+    guarded = TestClient(create_app(RunSet([runs["rc-run"]]), hosts=["127.0.0.1", "localhost"]))
+    assert guarded.get("/", headers={"host": "evil.example"}).status_code == 400
+    assert guarded.get("/", headers={"host": "localhost"}).status_code == 200
 
 
 def test_a_bad_line_names_file_line_and_field(tmp_path):

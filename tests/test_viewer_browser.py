@@ -169,7 +169,7 @@ def test_two_runs_side_by_side(page, base_url):
 
 def test_training_and_data_runs(page, base_url):
     page.goto(f"{base_url}/run/train-run")
-    assert page.locator("svg.chart").count() == 4 and page.locator("svg.chart polyline").first.bounding_box()["width"] > 100
+    assert page.locator("svg.chart").count() == 5 and page.locator("svg.chart polyline").first.bounding_box()["width"] > 100
     assert page.inner_text("#step-heading") == "Step 3"
     page.click("table.steps >> text=1")
     page.wait_for_load_state()

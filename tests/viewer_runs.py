@@ -110,7 +110,7 @@ def distill_run(out: Path, source: Path) -> None:
 
 
 def training_run(out: Path) -> None:
-    with Run(out, "train-rl", {"recipe": "tiny"}):
+    with Run(out, "train-rl", {"recipe": "tiny", "note": SCRIPT_PROOF}):
         rows = [{"step": s, "loss": 0.5 - 0.04 * s, "reward": 0.1 * s, "reward_std": 0.2, "learning_rate": 1e-5} for s in range(1, 7)]
         (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         completions = [

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from qednano.viewer import grid, views
 from qednano.viewer.mathtext import render_markdown
@@ -55,10 +56,14 @@ def has_dot_segment(raw_path: bytes) -> bool:
     return any(part == ".." for part in text.replace("\\", "/").split("/"))
 
 
-def create_app(runs: RunSet) -> FastAPI:
+def create_app(runs: RunSet, hosts: list[str] | None = None) -> FastAPI:
+    """The viewer of `runs`. `hosts`: the Host headers to answer (None: any), so that a web page
+    that rebinds its own domain name to 127.0.0.1 still cannot read the runs."""
     app = FastAPI(title="qednano viewer", docs_url=None, redoc_url=None, openapi_url=None)
     pages = templates()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -102,7 +107,7 @@ def create_app(runs: RunSet) -> FastAPI:
             return training_page(request, run)
         if run.kind == "matches":
             return matches_page(request, run)
-        return page(request, "error.html", 404, title=run.key, message=f"{run.path.name} holds no samples, metrics, completions or matches")
+        return page(request, "other.html", run=run, files=sorted(p.name for p in run.path.iterdir()))
 
     def samples_page(request: Request, run: RunDir) -> HTMLResponse:
         try:
@@ -125,7 +130,8 @@ def create_app(runs: RunSet) -> FastAPI:
         steps = views.training_steps(completions)
         chosen = request.query_params.get("step", "")
         step = int(chosen) if chosen.lstrip("-").isdigit() else (steps[-1].step if steps else None)
-        charts = [Markup(svg_chart(s)) for s in metric_series(run.metrics())]
+        series = metric_series(run.metrics()) + views.completion_reward_series(steps)
+        charts = [Markup(svg_chart(s)) for s in series]
         shown = [c for c in completions if c.step == step]
         return page(request, "training.html", run=run, steps=steps, step=step, completions=shown, charts=charts)
 

@@ -33,7 +33,9 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(runs: RunSet, sock: socket.socket, open_browser: bool) -> None:
     """Serve until interrupted; opens the default browser on the index page when asked."""
-    config = uvicorn.Config(create_app(runs), log_level="warning", access_log=False)
+    host = sock.getsockname()[0]
+    hosts = sorted({host, f"[{host}]", "127.0.0.1", "localhost", "[::1]"})
+    config = uvicorn.Config(create_app(runs, hosts=hosts), log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     if open_browser:
         # opened from a timer so the page is requested after the server has started

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from qednano.problems.record import Problem
 from qednano.records.sample import SampleRecord
 from qednano.viewer.grid import Cell, Row, build_rows, make_cell, sort_rows
+from qednano.viewer.plots import Series
 from qednano.viewer.rundirs import Match, RunDir, TrainingCompletion
 from qednano.viewer.traces import Stage, stages
 
@@ -113,6 +114,12 @@ def training_steps(completions: list[TrainingCompletion]) -> list[StepSummary]:
             statuses[c.grade_status or "none"] += 1
         summaries.append(StepSummary(step, len(group), sum(rewards) / len(rewards) if rewards else None, dict(statuses)))
     return summaries
+
+
+def completion_reward_series(steps: list[StepSummary]) -> list[Series]:
+    """Mean reward of the logged completions per step, as a chart (when two or more steps have one)."""
+    points = [(float(s.step), s.mean_reward) for s in steps if s.mean_reward is not None]
+    return [Series("completions: mean reward", points)] if len(points) >= 2 else []
 
 
 def prompt_text(prompt) -> str:

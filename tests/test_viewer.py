@@ -186,6 +186,7 @@ def test_training_page_plots_rewards_and_shows_a_steps_completions(client):
     step1 = client.get("/run/train-run?step=1").text
     assert "(step 1)" in step1 and "(step 3)" not in step1
     assert "advantage -0.5" in step1 and "<math" in step1 and "ungraded" in step1
+    assert "(answer 0, length_penalty –)" in step1  # each reward function; an abstention is not a zero
 
 
 def test_decontamination_matches_side_by_side(client):

@@ -116,6 +116,7 @@ def training_run(out: Path) -> None:
         completions = [
             {"step": s, "problem_id": f"p{k}", "prompt": [{"role": "user", "content": f"What is $1+{k}$? (step {s})"}],
              "completion": f"The answer is $\\boxed{{{k + 1 if k else 7}}}$.", "reward": 1.0 if k else 0.0,
+             "rewards": {"answer": 1.0 if k else 0.0, "length_penalty": None},
              "advantage": 0.5 if k else -0.5, "grade_status": "graded" if k < 2 else "ungraded", "state": None}
             for s in (1, 2, 3) for k in range(3)
         ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from qednano.errors import first_error
 from qednano.problems.record import Problem
@@ -31,7 +31,8 @@ class TrainingCompletion(BaseModel):
     problem_id: str = ""
     prompt: Any = ""  # a string, or chat messages
     completion: Any = ""
-    reward: float | None = None
+    reward: float | None = None  # weighted sum of the reward functions (None: none scored it)
+    rewards: dict[str, float | None] = Field(default_factory=dict)  # per reward function
     advantage: float | None = None
     grade_status: str | None = None
     state: int | None = None  # reasoning-cache turn index

@@ -129,7 +129,7 @@ def test_problem_page_shows_statement_scheme_grade_and_rc_turns(client):
     assert re.search(r"<td>Finish</td><td>5 / 5</td>", html)
     assert "summary handed on to turn 2" in html and "I showed that" in html
     assert '<details class="reasoning">' in html and "Try AM-GM" in html  # reasoning collapsed
-    assert re.search(r"\d+ tokens · \$\d+\.\d{4} · [\d.]+ s", html)
+    assert re.search(r"rc · 3 calls · \d+ tokens · \$0\.\d{4} \+ grading \$0\.000[1-9] · calls took [\d.]+ s", html)
 
 
 def test_failed_and_truncated_samples_say_so(client):

@@ -18,9 +18,10 @@ class SampleView:
     record: SampleRecord
     cell: Cell
     stages: list[Stage]
-    tokens: int
-    cost_usd: float
-    latency_s: float
+    tokens: int  # the scaffold's calls, prompt + completion
+    cost_usd: float  # the scaffold's calls
+    grade_cost_usd: float  # the grader's calls
+    latency_s: float  # summed over the scaffold's calls (concurrent calls overlap in wall time)
     reasoning: str  # of the call that wrote the final proof (the last call that is not a judge's)
     criteria: list[tuple[str, float, float | None]] = field(default_factory=list)  # title, awarded, out of
 
@@ -34,8 +35,6 @@ def final_reasoning(record: SampleRecord) -> str:
 
 
 def sample_view(record: SampleRecord, problem: Problem | None) -> SampleView:
-    grade_cost = record.grade.cost_usd if record.grade else 0.0
-    grade_latency = sum(c.latency_s for c in record.grade.calls) if record.grade else 0.0
     usage = record.attempt.usage
     out_of = {c.title: c.points for c in problem.criteria} if problem else {}
     criteria = [(title, points, out_of.get(title)) for title, points in (record.grade.criteria if record.grade else {}).items()]
@@ -44,8 +43,9 @@ def sample_view(record: SampleRecord, problem: Problem | None) -> SampleView:
         cell=make_cell(record),
         stages=stages(record.attempt),
         tokens=usage.prompt_tokens + usage.completion_tokens,
-        cost_usd=record.attempt.cost_usd + grade_cost,
-        latency_s=sum(s.completion.latency_s for s in record.attempt.steps) + grade_latency,
+        cost_usd=record.attempt.cost_usd,
+        grade_cost_usd=record.grade.cost_usd if record.grade else 0.0,
+        latency_s=sum(s.completion.latency_s for s in record.attempt.steps),
         reasoning=final_reasoning(record),
         criteria=criteria,
     )

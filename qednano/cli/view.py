@@ -11,7 +11,7 @@ from qednano.cli.common import console, user_errors
 
 
 def view(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories to serve (eval, grade, train, data runs).")],
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to serve (eval, grade, train, data runs), or folders of runs such as runs/.")],
     host: Annotated[str, typer.Option(help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: a free one, printed).")] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a web browser.")] = False,

@@ -168,6 +168,9 @@ def test_side_by_side_shows_both_runs_on_one_problem(client):
     html = client.get("/compare", params={"a": "rc-run", "b": "direct-run", "problem": "alpha-1"}).text
     sides = html.split('class="side" data-run=')
     assert len(sides) == 3 and "Try AM-GM" in sides[1] and "Trivial, since" in sides[2]
+    assert html.count('<details class="member">') == 4  # the direct run's panel: two graders per sample
+    one_sided = client.get("/compare", params={"a": "scaffold-run", "b": "rc-run", "problem": "gamma-3"}).text
+    assert "this run has no samples of gamma-3" in one_sided and "no proof" in one_sided
     listing = client.get("/compare", params={"a": "rc-run", "b": "direct-run"}).text
     assert grid_rows(listing) == ["alpha-1", "beta-2", "delta-4", "gamma-3"]
     # the grader scores by problem; gamma: rc wrote no proof (0), direct got 6; delta is ungraded in both

@@ -1,7 +1,7 @@
 """Run directories for the viewer tests, made the way the commands make them.
 
 Two evaluation runs are produced for real by `qednano eval` on scripted models (one with the
-reasoning-cache scaffold, one direct) over a small problem file whose rows exercise every cell
+reasoning-cache scaffold, one direct and graded by a panel) over a small problem file whose rows exercise every cell
 status: graded, failed, no proof (truncated), ungraded. A verify-refine attempt is solved by the
 real scaffold, and so is an RSA attempt, stored with SampleStore. A data-distill run
 holds graded proofs in the same files. The training and decontamination runs follow the
@@ -82,9 +82,9 @@ def other_prover(messages, sampling):
     return "<think>quick</think>Proof. Trivial, since $x_1 \\ge 0$."
 
 
-def eval_run(out: Path, problems_file: Path, model: str, *scaffold: str) -> None:
+def eval_run(out: Path, problems_file: Path, model: str, *options: str) -> None:
     args = ["eval", "--bench", str(problems_file), "-m", model, "-g", "grader", "-n", "2", "--out", str(out),
-            "--seed", "0", *scaffold]
+            "--seed", "0", *options]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, (result.output, repr(result.exception))
 
@@ -139,7 +139,7 @@ def make_runs(root: Path) -> dict[str, Path]:
     """Every kind of run directory the viewer reads, under `root` (models and cache there too)."""
     models = root / "models"
     models.mkdir(parents=True)
-    for name in ("prover", "grader", "other_prover"):
+    for name in ("prover", "grader", "grader2", "other_prover"):
         (models / f"{name}.yaml").write_text(f"name: {name}\nbackend: scripted\nmodel: {name}\nprices: {{input: 1.0, output: 2.0}}\n")
     problems_file = root / "problems.jsonl"
     problems_file.write_text("".join(json.dumps({**p, "rubric": RUBRIC}) + "\n" for p in PROBLEMS))
@@ -147,10 +147,10 @@ def make_runs(root: Path) -> dict[str, Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QEDNANO_MODELS", str(models))
         patch.setenv("QEDNANO_CACHE_DIR", str(root / "cache"))
-        for name, reply in {"prover": prover, "grader": grader, "other_prover": other_prover}.items():
+        for name, reply in {"prover": prover, "grader": grader, "grader2": grader, "other_prover": other_prover}.items():
             patch.setitem(BUILTIN_SCRIPTS, name, reply)
         eval_run(runs["rc-run"], problems_file, "prover", "--scaffold", "rc", "--turns", "2")
-        eval_run(runs["direct-run"], problems_file, "other_prover")
+        eval_run(runs["direct-run"], problems_file, "other_prover", "-g", "grader2")  # a panel of two graders
         scaffold_run(runs["scaffold-run"])
     distill_run(runs["distill-run"], runs["direct-run"])
     training_run(runs["train-run"])

@@ -192,6 +192,17 @@ def test_training_page_plots_rewards_and_shows_a_steps_completions(client):
     assert "(answer 0, length_penalty –)" in step1  # each reward function; an abstention is not a zero
 
 
+def test_an_sft_run_without_completions_shows_its_loss(tmp_path):
+    run = tmp_path / "sft"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"command": "train-sft", "status": "running"}))
+    rows = [{"step": 1, "loss": 2.0, "epoch": 0.1}, {"step": 2, "loss": 1.5, "epoch": 0.2}, {"step": 3, "loss": float("nan")}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    html = TestClient(create_app(RunSet([run]))).get("/run/sft").text
+    assert re.findall(r'data-metric="([^"]+)"', html) == ["loss"] and html.count("<circle") == 2  # NaN left out
+    assert "Completions by step" not in html
+
+
 def test_decontamination_matches_side_by_side(client):
     html = client.get("/run/decon-run").text
     assert 'id="match-count">2<' in html and html.index("PB-Basic-002") < html.index("PB-Basic-001")  # most similar first

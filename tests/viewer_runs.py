@@ -26,9 +26,10 @@ from qednano.records.rundir import Run
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
 from qednano.scaffolds.budget import call_index
-from qednano.scaffolds.direct import Direct
-from qednano.scaffolds.rsa import RSA
-from qednano.scaffolds.verify_refine import VerifyRefine
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.direct import Direct, DirectConfig
+from qednano.scaffolds.rsa import RSA, RSAConfig
+from qednano.scaffolds.verify_refine import VerifyRefine, VerifyRefineConfig
 
 RUBRIC = [{"title": "Setup", "points": 2, "desc": "Sets up $a_1$ and $b_2$."}, {"title": "Finish", "points": 5, "desc": "Concludes."}]
 PROBLEMS = [
@@ -94,8 +95,8 @@ def scaffold_run(out: Path) -> None:
     model = Model("prover", ScriptedBackend(prover, "prover"))
     alpha = Problem(id="alpha-1", statement=PROBLEMS[0]["problem"])
     beta = Problem(id="beta-2", statement=PROBLEMS[1]["problem"])
-    verify_refine = VerifyRefine(Direct(model), model, pool=2, verifications=2, rounds=1, refine_top=1)
-    rsa = RSA(Direct(model), model, population=3, subset=2, rounds=1)
+    verify_refine = VerifyRefine(VerifyRefineConfig(pool=2, verifications=2, rounds=1, refine_top=1), Roles(model), Direct(DirectConfig(), Roles(model)))
+    rsa = RSA(RSAConfig(population=3, subset=2, rounds=1), Roles(model), Direct(DirectConfig(), Roles(model)))
     with Run(out, "eval", {"scaffold": "verify_refine and rsa"}):
         store = SampleStore(out / "samples.jsonl")
         store.append(SampleRecord.start(alpha, asyncio.run(verify_refine.solve(alpha, 0))))

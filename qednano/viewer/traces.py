@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qednano.scaffolds.base import Attempt, Step
-from qednano.scaffolds.tournament import parse_score, parse_winner
-from qednano.scaffolds.verify_refine import parse_verdict
+from qednano.scaffolds.tournament import parse_winner
+from qednano.scaffolds.verify_refine import read_verification
 
 VERDICT_READERS = {
-    "verify": ("verdict", parse_verdict),
+    "verify": ("verdict", read_verification),
     "compare": ("winner", parse_winner),
-    "score": ("score", parse_score),
 }
 
 

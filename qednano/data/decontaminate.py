@@ -1,0 +1,86 @@
+"""`qednano data decontaminate TRAIN --against BENCH --against FILE`: training rows that state
+an evaluation problem, found and dropped (or flagged).
+
+Benchmarks are read through the problem loaders: `imo-proofbench` and `imo-answerbench` from
+their CSV files in a data directory, anything else from its Hugging Face dataset. A benchmark
+with no local copy needs the Hub; when the Hub cannot be reached the run stops at once with
+an error that says how to pass a local copy, rather than waiting on the datasets library's
+retries. A file (`--against bench.jsonl`) is read like a training set.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import Field
+
+from qednano.data.overlap import (
+    OverlapConfig,
+    TextSet,
+    build_corpora,
+    find_with_progress,
+    match_record,
+    read_text_set,
+    write_results,
+)
+from qednano.problems.loaders import BENCHMARKS, ProblemLoadError, data_dirs, find_local, load_problems
+from qednano.records.rundir import Run, default_run_dir
+
+FLAG_COLUMN = "contaminated_by"  # with --flag: "benchmark:problem id" of every match, empty when clean
+
+
+class DecontaminateConfig(OverlapConfig):
+    against: list[str] = Field(min_length=1, description="Benchmarks (imo-proofbench, imo-answerbench, proofbench), HF names or files.")
+
+
+def hub_reachable_or_fail(name: str, hub: str, timeout: float = 5.0) -> None:
+    """Fail fast when a benchmark must come from the Hub and the Hub is not there. With
+    HF_HUB_OFFLINE set, the datasets library reads its cache and fails quickly by itself."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        folders = ", ".join(str(d) for d in data_dirs())
+        raise ProblemLoadError(
+            f"{name}: no local copy in the data directories ({folders}), and its Hugging Face dataset {hub} "
+            f"cannot be reached ({endpoint.hostname}:{port}: {err}). Fix: pass a local copy with --against FILE "
+            "(columns problem_id and problem, or --column), or put one in $QEDNANO_DATA_DIR"
+        ) from err
+
+
+def load_against(source: str) -> TextSet:
+    """A benchmark's problems (statement as the text), or the rows of a file or dataset."""
+    if source not in BENCHMARKS:
+        return read_text_set(source)
+    benchmark = BENCHMARKS[source]
+    if not (benchmark.local_file and find_local(benchmark.local_file)):
+        hub_reachable_or_fail(source, benchmark.hub)
+    problems = load_problems(source)
+    return TextSet(
+        name=source, ids=[p.id for p in problems], texts=[p.statement for p in problems], rows=[p.model_dump(mode="json") for p in problems]
+    )
+
+
+def run_decontaminate(config: DecontaminateConfig, out: Path | None = None) -> dict[str, Any]:
+    """Match the training set against every benchmark; write matches, report and the cleaned set."""
+    out = Path(out or default_run_dir("data-decontaminate", Path(config.train).stem))
+    with Run(out, "data-decontaminate", config.model_dump(mode="json")):
+        train = read_text_set(config.train, config.columns, config.split)
+        names = list(dict.fromkeys(config.against))  # each benchmark once, in the order given
+        against = [load_against(name) for name in names]
+        train_corpus, *against_corpora = build_corpora([train, *against], config.settings)
+        records = []
+        for name, text_set, corpus in zip(names, against, against_corpora, strict=True):
+            pairs = find_with_progress(train_corpus, corpus, config.settings, name)
+            records += [match_record(train, text_set, name, pair) for pair in pairs]
+        sizes = {name: len(text_set.ids) for name, text_set in zip(names, against, strict=True)}
+        return write_results(
+            out, "Decontamination", config, train, records, sizes, FLAG_COLUMN, lambda r: f"{r['against']}:{r['against_id']}"
+        )

@@ -37,7 +37,7 @@ class MatchSettings(BaseModel):
     minhash_threshold: float = Field(0.5, gt=0, le=1, description="Least estimated Jaccard similarity (MinHash-LSH).")
     num_perm: int = Field(128, ge=16, description="MinHash permutations.")
     common_ngram: int = Field(
-        50, ge=1, description="An n-gram in more reference texts than this is boilerplate: it finds no candidates."
+        20, ge=1, description="An n-gram in more reference texts than this is boilerplate: the n-gram method ignores it."
     )
     methods: tuple[str, ...] = Field(METHODS, description="Which of exact, ngram, minhash to run.")
 
@@ -134,21 +134,27 @@ def exact_pairs(queries: Corpus, references: Corpus, same: bool) -> list[tuple[i
 
 
 def ngram_pairs(
-    queries: Corpus, references: Corpus, settings: MatchSettings, same: bool, chunk: int = 20_000
+    queries: Corpus, references: Corpus, settings: MatchSettings, same: bool = False, chunk: int = 20_000
 ) -> list[tuple[int, int, float]]:
-    """Pairs whose n-gram containment reaches the threshold, counted with sorted arrays."""
+    """Pairs whose n-gram containment reaches the threshold, counted with sorted arrays.
+
+    Boilerplate n-grams (in more than `common_ngram` references) are left out of both the
+    shared count and the sizes: "<v1> be positive integer" says nothing about which problem it is.
+    """
     ref_doc = np.repeat(np.arange(len(references)), references.sizes)
     order = np.argsort(references.hashes, kind="stable")
-    ref_hash, ref_doc = references.hashes[order], ref_doc[order]
+    ref_hash, ref_doc_sorted = references.hashes[order], ref_doc[order]
     distinct, first, count = np.unique(ref_hash, return_index=True, return_counts=True)
+    common = distinct[count > settings.common_ngram]
     useful = count <= settings.common_ngram
     distinct, first, count = distinct[useful], first[useful], count[useful]
-    query_sizes, ref_sizes = queries.sizes, references.sizes
+    query_sizes = _informative_sizes(queries, common)
+    ref_sizes = _informative_sizes(references, common)
     results: list[tuple[int, int, float]] = []
     for start in range(0, len(queries), chunk):
         stop = min(start + chunk, len(queries))
         hashes = queries.hashes[queries.offsets[start] : queries.offsets[stop]]
-        docs = np.repeat(np.arange(start, stop), query_sizes[start:stop])
+        docs = np.repeat(np.arange(start, stop), queries.sizes[start:stop])
         slot = np.searchsorted(distinct, hashes).clip(max=max(len(distinct) - 1, 0))
         hit = distinct[slot] == hashes if len(distinct) else np.zeros(len(hashes), dtype=bool)
         slot, docs = slot[hit], docs[hit]
@@ -156,15 +162,28 @@ def ngram_pairs(
         repeats = count[slot]
         q = np.repeat(docs, repeats)
         within = np.arange(repeats.sum()) - np.repeat(np.cumsum(repeats) - repeats, repeats)
-        r = ref_doc[np.repeat(first[slot], repeats) + within]
+        r = ref_doc_sorted[np.repeat(first[slot], repeats) + within]
         if same:
             q, r = q[r < q], r[r < q]
-        pair_ids, shared = np.unique(q.astype(np.int64) * len(references) + r, return_counts=True)
+        pair_ids, shared = _counted(q.astype(np.int64) * len(references) + r)
         q, r = pair_ids // len(references), pair_ids % len(references)
         score = shared / np.maximum(np.minimum(query_sizes[q], ref_sizes[r]), 1)
         keep = score >= settings.ngram_threshold
         results += zip(q[keep].tolist(), r[keep].tolist(), score[keep].tolist(), strict=True)
     return results
+
+
+def _informative_sizes(corpus: Corpus, common: np.ndarray) -> np.ndarray:
+    """Per text, how many of its n-grams are not boilerplate."""
+    doc = np.repeat(np.arange(len(corpus)), corpus.sizes)
+    return np.bincount(doc[~np.isin(corpus.hashes, common)], minlength=len(corpus))
+
+
+def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and how often each occurs (by sorting: faster here than np.unique)."""
+    values = np.sort(values)
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))) if values.size else np.zeros(0, dtype=np.int64)
+    return values[starts], np.diff(np.append(starts, values.size))
 
 
 def minhash_pairs(

@@ -106,89 +106,120 @@ def _command(command: str) -> str | None:
     return NAME + command if command[1:] in GREEK else command[1:].lower()
 
 
+class _Reader:
+    """The state of reading one text: its sentences so far, and where in the TeX we are."""
+
+    def __init__(self) -> None:
+        self.sentences: list[list[str]] = []
+        self.words: list[str] = []
+        self.names: dict[str, str] = {}  # this sentence's names, numbered by first use
+        self.in_math = False
+        self.depth = 0  # brace depth
+        self.text_depth = 0  # brace depth of a \text{...} argument inside math (0: none)
+        self.fraction_ends: list[int] = []  # brace depths at which a fraction's numerator closes
+        self.expect_numerator = self.expect_text = self.period_in_math = self.after_math = False
+
+    def end_sentence(self) -> None:
+        if self.words:
+            self.sentences.append(self.words)
+        self.words, self.names = [], {}
+
+    def name(self, token: str) -> str:
+        """<v1>, <v2>, ... by first use in the sentence: renaming x to u changes nothing."""
+        return self.names.setdefault(token.lstrip(NAME), f"<v{len(self.names) + 1}>")
+
+    def add(self, word: str | None) -> None:
+        if word is not None:
+            self.words.append(self.name(word) if word[0] == NAME else word)
+
+    def word(self, token: str) -> None:
+        if not self.in_math or self.text_depth:
+            self.add(_word(token))
+        elif token.isupper() and len(token) <= 4:
+            self.words.append(self.name(token))  # a point or segment name: AB
+        elif len(token) <= 3:
+            self.words.extend(self.name(letter) for letter in token)  # `mn` in math is m times n
+        else:
+            self.add(_word(token))
+
+    def numerator(self, kind: str, token: str) -> None:
+        """A fraction's one-token numerator (\frac12 is one number token holding both digits)."""
+        self.expect_numerator = False
+        if kind == "number":
+            self.words.extend([NUMBER, "/", NUMBER] if len(token) == 2 else [NUMBER, "/"])
+        else:
+            self.words.extend([self.name(token), "/"])
+
+    def brace(self, opens: bool) -> None:
+        if opens:
+            self.depth += 1
+            if self.expect_numerator:
+                self.fraction_ends.append(self.depth)
+                self.expect_numerator = False
+            if self.expect_text:
+                self.text_depth, self.expect_text = self.depth, False
+            return
+        if self.fraction_ends and self.fraction_ends[-1] == self.depth:
+            self.fraction_ends.pop()
+            self.words.append("/")  # \frac{a}{b} reads as a / b
+        if self.depth == self.text_depth:
+            self.text_depth = 0
+        self.depth = max(self.depth - 1, 0)
+
+    def command(self, token: str) -> None:
+        if token in FRACTIONS:
+            self.expect_numerator = True
+        elif token in TEXT_COMMANDS:
+            self.expect_text = self.in_math
+        else:
+            self.add(_command(token))
+
+    def math_delimiter(self, token: str) -> None:
+        opens = token in ("$", "$$") and not self.in_math or token in (r"\(", r"\[")
+        if self.in_math and not opens and (self.period_in_math or token in ("$$", r"\]")):
+            self.end_sentence()  # "... = 9.$ Next": the full stop ended the sentence; so does displayed math
+        self.in_math, self.period_in_math, self.after_math = opens, False, not opens
+
+    def boundary(self, kind: str, token: str) -> None:
+        """An item label or a sentence end (inside math, only a blank line ends one)."""
+        if kind == "label" and self.in_math:
+            self.words.append(NUMBER if token[1].isdigit() else self.name(token[1:-1]))  # $f (x)$: an argument
+        elif kind == "end" and self.in_math and token == ".":
+            self.period_in_math = True
+        elif kind == "label" or not self.in_math or token[0] == "\n":
+            self.in_math = self.in_math and token[0] != "\n"  # a blank line ends a stray math span
+            self.end_sentence()
+            if kind == "label":
+                self.words.append(NUMBER)
+
+
 def tokenize(text: str) -> list[list[str]]:
     """The sentences of `text` as lists of normalized tokens (empty sentences left out)."""
-    sentences: list[list[str]] = []
-    words: list[str] = []
-    in_math = False
-    depth = 0
-    text_depth = 0  # brace depth of a \text{...} argument inside math (0: none)
-    fraction_ends: list[int] = []  # brace depths at which a fraction's numerator closes
-    expect_numerator = expect_text = period_in_math = after_math = False
-    names: dict[str, str] = {}
-
-    def name(token: str) -> str:
-        """Names are numbered by first use in their sentence: renaming x to u changes nothing."""
-        return names.setdefault(token.lstrip(NAME), f"<v{len(names) + 1}>")
-
+    reader = _Reader()
     for match in SCAN.finditer(text if text.isascii() else unicodedata.normalize("NFKC", text)):
         kind, token = match.lastgroup, match.group()
-        if after_math and kind == "word" and token[0].isupper() and not token.isupper() and words:
-            sentences.append(words)  # "... $x$ Find ...": a sentence that lacked its full stop
-            words, names = [], {}
-        after_math = False
-        if expect_numerator and kind != "open":
-            expect_numerator = False  # \frac12: a one-token numerator
-            # \frac12 is one number token holding both digits
-            if kind == "number":
-                words.extend([NUMBER, "/", NUMBER] if len(token) == 2 else [NUMBER, "/"])
-            else:
-                words.extend([name(token), "/"])
-            continue
-        if kind == "open":
-            depth += 1
-            if expect_numerator:
-                fraction_ends.append(depth)
-                expect_numerator = False
-            if expect_text:
-                text_depth, expect_text = depth, False
-        elif kind == "close":
-            if fraction_ends and fraction_ends[-1] == depth:
-                fraction_ends.pop()
-                words.append("/")
-            if depth == text_depth:
-                text_depth = 0
-            depth = max(depth - 1, 0)
+        if reader.after_math:
+            reader.after_math = False
+            if kind == "word" and token[0].isupper() and not token.isupper():
+                reader.end_sentence()  # "... $x$ Find ...": a sentence that lacked its full stop
+        if reader.expect_numerator and kind != "open":
+            reader.numerator(kind, token)
         elif kind == "word":
-            if in_math and not text_depth and len(token) <= 4 and token.isupper():
-                words.append(name(token))  # a point or segment name: AB
-            elif in_math and not text_depth and len(token) <= 3:
-                words.extend(name(letter) for letter in token)  # `mn` in math is m times n
-            elif (word := _word(token)) is not None:
-                words.append(name(word) if word[0] == NAME else word)
+            reader.word(token)
         elif kind == "number":
-            words.append(NUMBER)
+            reader.words.append(NUMBER)
         elif kind == "symbol":
-            words.append(PLAIN_SYMBOLS.get(token, token))
+            reader.words.append(PLAIN_SYMBOLS.get(token, token))
         elif kind == "command":
-            if token in FRACTIONS:
-                expect_numerator = True
-            elif token in TEXT_COMMANDS:
-                expect_text = in_math
-            elif (word := _command(token)) is not None:
-                words.append(name(word) if word[0] == NAME else word)
+            reader.command(token)
+        elif kind == "open" or kind == "close":
+            reader.brace(kind == "open")
         elif kind == "math":
-            opens = token in ("$", "$$") and not in_math or token in (r"\(", r"\[")
-            if in_math and not opens and (period_in_math or token in ("$$", r"\]")) and words:
-                # "... = 9.$ Next": the full stop ended the sentence; so does displayed math
-                sentences.append(words)
-                words, names = [], {}
-            in_math, period_in_math, after_math = opens, False, not opens
-            continue
-        elif kind == "label" and in_math:
-            words.append(name(token[1:-1]))  # $f (x)$: an argument, not an item label
-        elif kind == "end" and in_math and token == ".":
-            period_in_math = True
-            continue
-        elif kind == "label" or kind == "end" and (not in_math or token[0] == "\n"):
-            in_math = in_math and token[0] != "\n"  # a blank line ends a stray math span
-            if words:
-                sentences.append(words)
-            words = [NUMBER] if kind == "label" else []
-            names = {}
-    if words:
-        sentences.append(words)
-    return sentences
+            reader.math_delimiter(token)
+        else:
+            reader.boundary(kind, token)
+    reader.end_sentence()
+    return reader.sentences
 
 
 class Hasher:

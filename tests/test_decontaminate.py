@@ -154,10 +154,26 @@ def test_an_unreachable_hub_benchmark_fails_at_once_and_a_local_file_works(tmp_p
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     offline = runner.invoke(app, ["data", "decontaminate", "train.jsonl", "--against", "proofbench", "--out", "run"])
     assert offline.exit_code == 2
-    assert "proofbench" in offline.output and "lm-provers/ProofBench" in offline.output and "--against FILE" in offline.output
+    assert "proofbench: no local copy" in offline.output and "lm-provers/ProofBench" in offline.output and "--against FILE" in offline.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "failed"
+    hub_train = runner.invoke(app, ["data", "dedup", "someone/problems", "--out", "run3"])
+    assert hub_train.exit_code == 2 and "someone/problems: the dataset is on the Hugging Face Hub" in hub_train.output
     local = runner.invoke(app, ["data", "decontaminate", "train.jsonl", "--against", "proofbench.jsonl", "--out", "run2"])
     assert local.exit_code == 0, local.output
     matches = read_jsonl(tmp_path / "run2" / "matches.jsonl")
     assert [(m["train_id"], m["against"], m["against_id"]) for m in matches] == [("t1", "proofbench.jsonl", "pb-2")]
+
+
+def test_a_data_run_directory_is_read_through_its_problems_file(tmp_path, monkeypatch):
+    from qednano.problems.record import Problem
+
+    monkeypatch.chdir(tmp_path)
+    stage = tmp_path / "distill-run"
+    stage.mkdir()
+    (stage / "manifest.json").write_text("{}")
+    problems = [Problem(id="x1", statement=CLEAN[1]), Problem(id="x2", statement=VARIANTS["latex"](CLEAN[1])), Problem(id="x3", statement=CLEAN[2])]
+    (stage / "problems.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in problems))
+    result = runner.invoke(app, ["data", "dedup", str(stage), "--out", "run", "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert [row["id"] for row in read_jsonl(tmp_path / "run" / "train.jsonl")] == ["x1", "x3"]

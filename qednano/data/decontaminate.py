@@ -10,11 +10,8 @@ retries. A file (`--against bench.jsonl`) is read like a training set.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import Field
 
@@ -23,11 +20,12 @@ from qednano.data.overlap import (
     TextSet,
     build_corpora,
     find_with_progress,
+    hub_reachable_or_fail,
     match_record,
     read_text_set,
     write_results,
 )
-from qednano.problems.loaders import BENCHMARKS, ProblemLoadError, data_dirs, find_local, load_problems
+from qednano.problems.loaders import BENCHMARKS, find_local, load_problems
 from qednano.records.rundir import Run, default_run_dir
 
 FLAG_COLUMN = "contaminated_by"  # with --flag: "benchmark:problem id" of every match, empty when clean
@@ -37,35 +35,15 @@ class DecontaminateConfig(OverlapConfig):
     against: list[str] = Field(min_length=1, description="Benchmarks (imo-proofbench, imo-answerbench, proofbench), HF names or files.")
 
 
-def hub_reachable_or_fail(name: str, hub: str, timeout: float = 5.0) -> None:
-    """Fail fast when a benchmark must come from the Hub and the Hub is not there. With
-    HF_HUB_OFFLINE set, the datasets library reads its cache and fails quickly by itself."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
-    except OSError as err:
-        folders = ", ".join(str(d) for d in data_dirs())
-        raise ProblemLoadError(
-            f"{name}: no local copy in the data directories ({folders}), and its Hugging Face dataset {hub} "
-            f"cannot be reached ({endpoint.hostname}:{port}: {err}). Fix: pass a local copy with --against FILE "
-            "(columns problem_id and problem, or --column), or put one in $QEDNANO_DATA_DIR"
-        ) from err
-
-
 def load_against(source: str) -> TextSet:
     """A benchmark's problems (statement as the text), or the rows of a file or dataset."""
     if source not in BENCHMARKS:
         return read_text_set(source)
     benchmark = BENCHMARKS[source]
     if not (benchmark.local_file and find_local(benchmark.local_file)):
-        hub_reachable_or_fail(source, benchmark.hub)
+        hub_reachable_or_fail(f"{source}: no local copy in the data directories, and its dataset {benchmark.hub}")
     problems = load_problems(source)
-    return TextSet(
-        name=source, ids=[p.id for p in problems], texts=[p.statement for p in problems], rows=[p.model_dump(mode="json") for p in problems]
-    )
+    return TextSet(name=source, ids=[p.id for p in problems], texts=[p.statement for p in problems], rows=[])
 
 
 def run_decontaminate(config: DecontaminateConfig, out: Path | None = None) -> dict[str, Any]:

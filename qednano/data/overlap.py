@@ -14,10 +14,14 @@ rows dropped, or kept and flagged in a column, as parquet or JSONL written by `d
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from datasets import Dataset
 from pydantic import BaseModel, Field
@@ -30,6 +34,7 @@ from qednano.records.rundir import redact, secret_values
 from qednano.tables import markdown_table
 
 MATCHES_FILE = "matches.jsonl"
+HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 class OverlapConfig(BaseModel):
@@ -50,12 +55,32 @@ class TextSet:
     name: str
     ids: list[str]
     texts: list[str]
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the source rows, all columns (empty for benchmarks, only compared with)
+
+
+def hub_reachable_or_fail(what: str, timeout: float = 5.0) -> None:
+    """Fail at once when something must come from the Hugging Face Hub and the Hub is not there,
+    rather than after the datasets library's retries. With HF_HUB_OFFLINE set, datasets reads
+    its cache and fails quickly by itself."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        raise ProblemLoadError(
+            f"{what} is on the Hugging Face Hub, which cannot be reached ({endpoint.hostname}:{port}: {err}). "
+            "Fix: pass a local copy with --against FILE (columns problem_id and problem, or --column), "
+            "or put one in $QEDNANO_DATA_DIR"
+        ) from err
 
 
 def read_text_set(source: str, columns: Mapping[str, str] | None = None, split: str | None = None) -> TextSet:
     """Rows from any source the problem loaders read; every row must have a non-empty text
     and rows with an id column must have distinct ids. Errors name the file, row and field."""
+    if not Path(source).exists() and HUB_NAME.fullmatch(source):
+        hub_reachable_or_fail(f"{source}: the dataset")
     run_problems = Path(source) / "problems.jsonl"
     table, layout = open_source(str(run_problems) if run_problems.is_file() else source, split=split, columns=columns)
     id_column = _column(layout.columns.id, table.columns, table.name, "id", required=False)

@@ -4,14 +4,15 @@ Two statements of one problem differ in ways that do not change the problem: LaT
 (`\\frac{a}{b}` or `a/b`, `\\left(` or `(`, `$...$` or `\\(...\\)`), the names of variables
 and points, the numbers that label items or years, the order of sentences, and common
 rewordings ("show" for "prove"). `tokenize` maps all of those to one form: math delimiters
-and sizing commands dropped, fractions written as `a / b`, every single-letter name,
-capital point name (`ABC`) and Greek letter read as `<v>`, every number and item label as
-`#`, stop words dropped and a few synonyms merged. Sentences stay apart, so reordering them
-changes nothing but their order.
+and sizing commands dropped, fractions written as `a / b`, names (single letters, capital
+point names like `ABC`, Greek letters) numbered `<v1>`, `<v2>`, ... by first use within their
+sentence, every number and item label read as `#`, stop words dropped and a few synonyms
+merged. Numbering names per sentence keeps the shape of a formula (`f(x) = x` is not
+`f(x) = y`) while renaming and reordering sentences change nothing.
 
-`fingerprint` hashes each text once: an exact key (the sorted sentences) and the set of its
-word n-grams (within sentences) as uint32 hashes computed with numpy. The n-gram and MinHash
-matchers both read those hashes.
+`Hasher.fingerprint_many` hashes many texts at once: an exact key per text (its sentences
+sorted) and its set of word n-grams (within sentences) as uint32 hashes computed with numpy.
+The n-gram and MinHash matchers both read those hashes.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _word(token: str) -> str | None:
 
 @lru_cache(maxsize=1 << 12)
 def _command(command: str) -> str | None:
-    """A TeX command as a token: a symbol's plain form, <v> for Greek, None when it only decorates."""
+    """A TeX command as a token: a symbol's plain form, a name for Greek, None when it only decorates."""
     if command in SYMBOLS:
         return SYMBOLS[command]
     if command in DROPPED or len(command) < 3:

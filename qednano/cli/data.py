@@ -18,24 +18,20 @@ SplitOpt = Annotated[str | None, typer.Option(help="Dataset split (Hugging Face 
 OutOpt = Annotated[Path | None, typer.Option(help="Run directory (default runs/<time>-<command>-<name>).")]
 FlagOpt = Annotated[bool, typer.Option("--flag", help="Keep matched rows, marked in a column, instead of dropping them.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Written training set: parquet or jsonl.")]
-NgramOpt = Annotated[int, typer.Option(help="Words per n-gram.")]
-NgramThresholdOpt = Annotated[float, typer.Option(help="Least n-gram containment that counts as a match.")]
-MinhashThresholdOpt = Annotated[float, typer.Option(help="Least estimated Jaccard similarity (MinHash-LSH).")]
+NgramOpt = Annotated[int | None, typer.Option(help="Words per n-gram [default 3].")]
+NgramThresholdOpt = Annotated[float | None, typer.Option(help="Least n-gram containment that counts as a match [0.55].")]
+MinhashThresholdOpt = Annotated[float | None, typer.Option(help="Least estimated Jaccard similarity, MinHash-LSH [0.5].")]
 MethodOpt = Annotated[list[str] | None, typer.Option("--method", help="exact, ngram or minhash (repeatable; default all).")]
 
 
 def overlap_options(
     train: str, column: list[str] | None, split: str | None, flag: bool, output_format: str,
-    ngram: int, ngram_threshold: float, minhash_threshold: float, method: list[str] | None,
+    ngram: int | None, ngram_threshold: float | None, minhash_threshold: float | None, method: list[str] | None,
 ) -> dict[str, Any]:
-    from qednano.data.matching import METHODS, MatchSettings
+    from qednano.data.matching import MatchSettings
 
-    unknown = sorted(set(method or ()) - set(METHODS))
-    if unknown:
-        raise ValueError(f"--method {unknown[0]!r} is not one of {', '.join(METHODS)}")
-    settings = MatchSettings(
-        ngram=ngram, ngram_threshold=ngram_threshold, minhash_threshold=minhash_threshold, methods=tuple(method or METHODS)
-    )
+    given = {"ngram": ngram, "ngram_threshold": ngram_threshold, "minhash_threshold": minhash_threshold, "methods": method}
+    settings = MatchSettings(**{key: value for key, value in given.items() if value is not None})  # defaults live there
     return {
         "train": train, "columns": parse_columns(column), "split": split, "flag": flag,
         "output_format": output_format, "settings": settings,
@@ -60,9 +56,9 @@ def dedup(
     out: OutOpt = None,
     flag: FlagOpt = False,
     output_format: FormatOpt = "parquet",
-    ngram: NgramOpt = 3,
-    ngram_threshold: NgramThresholdOpt = 0.55,
-    minhash_threshold: MinhashThresholdOpt = 0.5,
+    ngram: NgramOpt = None,
+    ngram_threshold: NgramThresholdOpt = None,
+    minhash_threshold: MinhashThresholdOpt = None,
     method: MethodOpt = None,
 ) -> None:
     """Drop (or flag) rows that state the same problem as an earlier row."""
@@ -83,9 +79,9 @@ def decontaminate(
     out: OutOpt = None,
     flag: FlagOpt = False,
     output_format: FormatOpt = "parquet",
-    ngram: NgramOpt = 3,
-    ngram_threshold: NgramThresholdOpt = 0.55,
-    minhash_threshold: MinhashThresholdOpt = 0.5,
+    ngram: NgramOpt = None,
+    ngram_threshold: NgramThresholdOpt = None,
+    minhash_threshold: MinhashThresholdOpt = None,
     method: MethodOpt = None,
 ) -> None:
     """Drop (or flag) training rows that state a problem of an evaluation benchmark."""

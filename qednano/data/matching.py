@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -39,7 +40,7 @@ class MatchSettings(BaseModel):
     common_ngram: int = Field(
         20, ge=1, description="An n-gram in more reference texts than this is boilerplate: the n-gram method ignores it."
     )
-    methods: tuple[str, ...] = Field(METHODS, description="Which of exact, ngram, minhash to run.")
+    methods: tuple[Literal["exact", "ngram", "minhash"], ...] = Field(METHODS, min_length=1, description="Which methods to run.")
 
 
 @dataclass

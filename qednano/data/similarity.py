@@ -134,7 +134,8 @@ class _Reader:
             self.words.append(self.name(word) if word[0] == NAME else word)
 
     def word(self, token: str) -> None:
-        if not self.in_math or self.text_depth:
+        """A word inside math (outside, tokenize reads words itself)."""
+        if self.text_depth:
             self.add(_word(token))
         elif token.isupper() and len(token) <= 4:
             self.words.append(self.name(token))  # a point or segment name: AB
@@ -206,7 +207,10 @@ def tokenize(text: str) -> list[list[str]]:
         if reader.expect_numerator and kind != "open":
             reader.numerator(kind, token)
         elif kind == "word":
-            reader.word(token)
+            if reader.in_math:
+                reader.word(token)
+            elif (word := _word(token)) is not None:  # prose words, most tokens: no method call
+                reader.words.append(reader.name(word) if word[0] == NAME else word)
         elif kind == "number":
             reader.words.append(NUMBER)
         elif kind == "symbol":
@@ -253,9 +257,10 @@ class Hasher:
             sentences = tokenize(text)
             keys.append(exact_key(sentences))
             sentences_per_text.append(len(sentences))
+            vocabulary = self._vocabulary
             for sentence in sentences:
                 sentence_lengths.append(len(sentence))
-                ids.extend(map(self._token_id, sentence))
+                ids.extend([vocabulary[w] if w in vocabulary else self._token_id(w) for w in sentence])
         lengths = np.array(sentence_lengths, dtype=np.int64)
         text_of_sentence = np.repeat(np.arange(len(texts)), sentences_per_text)
         hashes, sentence = self._windows(np.array(ids, dtype=np.uint64), lengths)

@@ -41,7 +41,11 @@ def load_against(source: str) -> TextSet:
         return read_text_set(source)
     benchmark = BENCHMARKS[source]
     if not (benchmark.local_file and find_local(benchmark.local_file)):
-        hub_reachable_or_fail(f"{source}: no local copy in the data directories, and its dataset {benchmark.hub}")
+        local = f", or put {benchmark.local_file} in $QEDNANO_DATA_DIR" if benchmark.local_file else ""
+        hub_reachable_or_fail(
+            f"{source}: no local copy in the data directories, and its dataset {benchmark.hub}",
+            f"pass a local copy with --against FILE (columns problem_id and problem){local}",
+        )
     problems = load_problems(source)
     return TextSet(name=source, ids=[p.id for p in problems], texts=[p.statement for p in problems], rows=[])
 

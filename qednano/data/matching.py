@@ -6,7 +6,8 @@ three ways, each with its own threshold:
 
 - exact: equal normalized text (sentences sorted, so reordering is still exact);
 - ngram: the share of the smaller text's word n-grams that the other text also has
-  (containment), counted through an inverted index of the references in numpy;
+  (containment; n-grams common to many references are left out as boilerplate), counted
+  through a sorted index of the references in numpy;
 - minhash: the MinHash estimate of the Jaccard similarity of the two n-gram sets, for the
   candidate pairs that datasketch's MinHashLSH returns.
 
@@ -120,6 +121,8 @@ def find_matches(
     if "minhash" in settings.methods:
         for q, r, score in minhash_pairs(queries, references, settings, same, progress):
             found.setdefault((q, r), {})["minhash"] = score
+    elif progress:
+        progress(len(queries))  # the other methods are one numpy pass each: done at once
     pairs = []
     for (q, r), scores in sorted(found.items()):
         method = next(m for m in METHODS if m in scores)

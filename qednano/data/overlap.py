@@ -58,7 +58,7 @@ class TextSet:
     rows: list[dict[str, Any]]  # the source rows, all columns (empty for benchmarks, only compared with)
 
 
-def hub_reachable_or_fail(what: str, timeout: float = 5.0) -> None:
+def hub_reachable_or_fail(what: str, fix: str, timeout: float = 5.0) -> None:
     """Fail at once when something must come from the Hugging Face Hub and the Hub is not there,
     rather than after the datasets library's retries. With HF_HUB_OFFLINE set, datasets reads
     its cache and fails quickly by itself."""
@@ -70,9 +70,7 @@ def hub_reachable_or_fail(what: str, timeout: float = 5.0) -> None:
         socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
     except OSError as err:
         raise ProblemLoadError(
-            f"{what} is on the Hugging Face Hub, which cannot be reached ({endpoint.hostname}:{port}: {err}). "
-            "Fix: pass a local copy with --against FILE (columns problem_id and problem, or --column), "
-            "or put one in $QEDNANO_DATA_DIR"
+            f"{what} is on the Hugging Face Hub, which cannot be reached ({endpoint.hostname}:{port}: {err}). Fix: {fix}"
         ) from err
 
 
@@ -80,7 +78,7 @@ def read_text_set(source: str, columns: Mapping[str, str] | None = None, split: 
     """Rows from any source the problem loaders read; every row must have a non-empty text
     and rows with an id column must have distinct ids. Errors name the file, row and field."""
     if not Path(source).exists() and HUB_NAME.fullmatch(source):
-        hub_reachable_or_fail(f"{source}: the dataset")
+        hub_reachable_or_fail(f"{source}: the dataset", "check the network, or pass a local copy of the dataset (a file or folder)")
     run_problems = Path(source) / "problems.jsonl"
     table, layout = open_source(str(run_problems) if run_problems.is_file() else source, split=split, columns=columns)
     id_column = _column(layout.columns.id, table.columns, table.name, "id", required=False)

@@ -90,3 +90,15 @@ def test_dedup_mode_pairs_each_text_with_earlier_ones_only():
     corpus = Corpus.build(["Prove that $2 + 2 = 4$.", "A cube has $8$ vertices.", "Show that $2+2=4$.", "Prove that $2 + 2 = 4$."], hasher)
     pairs = find_matches(corpus, corpus, MatchSettings(), same=True)
     assert sorted((p.query, p.reference) for p in pairs) == [(2, 0), (3, 0), (3, 2)]
+
+
+def test_planted_variants_really_rewrite_the_statement():
+    from qednano.data.variants import VARIANTS
+
+    statement = "Let $x$ be a real number with $\\frac{x}{2} \\leq 3$. Prove that (i) $x \\leq 6$ holds for all 10 cases."
+    rewritten = {name: rewrite(statement) for name, rewrite in VARIANTS.items()}
+    assert all(text != statement for text in rewritten.values())
+    assert "Show that" in rewritten["reworded"] and "Problem 7." in rewritten["renumbered"] and "11 cases" in rewritten["renumbered"]
+    assert "$x$" not in rewritten["renamed"] and "\\frac" in rewritten["renamed"] and "\\leq" in rewritten["renamed"]
+    assert "$" not in rewritten["latex"] and "\\frac" not in rewritten["latex"] and "\\(" in rewritten["latex"]
+    assert rewritten["reordered"].startswith("Prove that")

@@ -12,8 +12,9 @@ benchmarks can plant them and check that every one is found:
   other spellings of relations and products;
 - `reorder`: the sentences in reverse order.
 
-`ALL` applies every one at once. The phrase lists are our own and are not the normalizer's
-synonym table: rewording is caught by overlap, not by knowing the words in advance.
+`everything` (VARIANTS["all"]) applies every one at once. The phrase list is our own; the
+normalizer merges a few of its pairs (show/prove, determine/find) and not the rest ("positive
+whole numbers", "how many", "work out", "so that"), which overlap has to catch.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ PHRASES = (
     ("for all", "for every"), ("Suppose that", "Assume"),
 )
 FRAMING = "Here is a problem from a competition. "
-MATH = re.compile(r"(\$\$|\$|\\\[|\\\()(.+?)(\$\$|\$|\\\]|\\\))", re.DOTALL)
+DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
+MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)  # one group per pair above
 SPANS = re.compile(r"(\$\$.+?\$\$|\$.+?\$|\\\[.+?\\\]|\\\(.+?\\\))", re.DOTALL)  # split() keeps them
 SENTENCE = re.compile(r"(?<=[.?!])\s+(?=[A-Z$\\])")
 RENAMES = str.maketrans("abcdefghkmnpqrstuvwxyzABCDEFGHKLMNPQRSTXYZ", "pqrstuvwxyzabcdefghkmnXYZPQRSTABCDEFGHKLMN")
@@ -54,7 +56,11 @@ def renumber(statement: str) -> str:
 
 def _in_math(statement: str, change: Callable[[str], str]) -> str:
     """`statement` with `change` applied to the inside of every math span, delimiters kept."""
-    return MATH.sub(lambda m: m.group(1) + change(m.group(2)) + m.group(3), statement)
+    def rewrite(match: re.Match) -> str:
+        (opening, closing), body = next((pair, body) for pair, body in zip(DELIMITERS, match.groups(), strict=True) if body is not None)
+        return opening + change(body) + closing
+
+    return MATH.sub(rewrite, statement)
 
 
 def rename(statement: str) -> str:

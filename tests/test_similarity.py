@@ -17,12 +17,15 @@ SAME = [
     (r"Find $n$ such that $$n^2 = 4.$$", r"Find $n$ such that \[n^2 = 4.\]"),
     ("Determine all positive integers $n$.", "Find all positive integers $n$."),
     (r"Let $f(x) = \dfrac12 x$.", r"Let $f(x) = 1/2 x$."),
+    (r"Show $x^2 + y^2 \ge xyzt$.", r"Show $a^2 + b^2 \ge abcd$."),
 ]
 DIFFERENT = [
     ("$x + y = 1$", "$x - y = 1$"),
     ("$x^2 + y = 1$", "$x^2 + x = 1$"),  # which variable repeats is part of the problem
     ("Find the largest $n$.", "Find the smallest $n$."),
     ("Let $n$ be a prime.", "Let $n$ be a square."),
+    ("$\\gcd(a, b) = 1$", "$\\max(a, b) = 1$"),
+    ("$gcd(a, b) = 1$", "$lcm(a, b) = 1$"),
 ]
 
 

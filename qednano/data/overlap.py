@@ -206,7 +206,7 @@ def write_results(
         "against": summarize(records, against_sizes),
         "settings": config.settings.model_dump(mode="json"),
     }
-    write_report(out, title, summary)
+    write_report(out, title, summary, records)
     return summary
 
 
@@ -227,7 +227,9 @@ def summarize(records: Sequence[Mapping[str, Any]], against_sizes: Mapping[str, 
     return per_set
 
 
-def write_report(out: Path, title: str, summary: dict[str, Any]) -> None:
+def write_report(out: Path, title: str, summary: dict[str, Any], records: Sequence[Mapping[str, Any]], examples: int = 10) -> None:
+    """report.json (the numbers) and report.md (them as a table, and the least similar matches
+    to read: they show whether the thresholds are too loose)."""
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     header = ["compared with", "problems", "pairs", "train rows", *[f"{m} (found by)" for m in METHODS]]
     rows = [
@@ -247,4 +249,13 @@ def write_report(out: Path, title: str, summary: dict[str, Any]) -> None:
         f"Settings: {json.dumps(summary['settings'])}",
         "",
     ]
+    weakest = sorted(records, key=lambda r: r["similarity"])[:examples]
+    if weakest:
+        cells = [[r["train_id"], f"{r['against']}:{r['against_id']}", r["method"], f"{r['similarity']:.2f}", _clip(r["train_text"])] for r in weakest]
+        lines += ["## The least similar matches", "", markdown_table(["train", "matched", "method", "similarity", "train text"], cells), ""]
     (out / "report.md").write_text("\n".join(lines))
+
+
+def _clip(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -39,6 +39,8 @@ DROPPED = frozenset(
     r"\limits \nolimits \quad \qquad \mathrm \mathbf \mathit \mathbb \mathcal \mathfrak \boldsymbol \bm "
     r"\overline \underline \overrightarrow \vec \hat \widehat \bar \tilde \widetilde \begin \end \label".split()
 )
+# Function names written without a backslash inside math (`gcd(a, b)`): words, not products of names.
+FUNCTIONS = frozenset("sin cos tan cot log ln exp gcd lcm max min deg det mod lim sup inf arg sgn".split())
 TEXT_COMMANDS = frozenset(r"\text \textbf \textit \textrm \mbox \operatorname \textup".split())
 FRACTIONS = frozenset(r"\frac \dfrac \tfrac \cfrac".split())
 # Spellings of one symbol, written as their plain form.
@@ -139,10 +141,10 @@ class _Reader:
             self.add(_word(token))
         elif token.isupper() and len(token) <= 4:
             self.words.append(self.name(token))  # a point or segment name: AB
-        elif len(token) <= 3:
-            self.words.extend(self.name(letter) for letter in token)  # `mn` in math is m times n
+        elif token in FUNCTIONS:
+            self.words.append(token)
         else:
-            self.add(_word(token))
+            self.words.extend(self.name(letter) for letter in token)  # `xyzt` in math is x times y times z times t
 
     def numerator(self, kind: str, token: str) -> None:
         """A fraction's one-token numerator (\frac12 is one number token holding both digits)."""

@@ -130,11 +130,11 @@ def test_a_malformed_row_names_file_row_and_field(tmp_path, monkeypatch):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["data", "dedup", "train.jsonl", "--out", "run"])
     assert result.exit_code == 2
-    assert "train.jsonl row 3" in result.output and "'statement'" in result.output and "'problem'" in result.output
+    assert "train.jsonl line 3: field 'statement' (column 'problem') is missing" in result.output
     rows[2] = {"id": "a", "problem": CLEAN[2]}
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["data", "dedup", "train.jsonl", "--out", "run"])
-    assert result.exit_code == 2 and "row 3" in result.output and "repeats 'a' from row 1" in result.output
+    assert result.exit_code == 2 and "line 3" in result.output and "repeats 'a' from line 1" in result.output
     result = runner.invoke(app, ["data", "dedup", "train.jsonl", "--column", "statement=question", "--out", "run"])
     assert result.exit_code == 2 and "'question', which does not exist" in result.output
 

@@ -25,7 +25,8 @@ from qednano.data.overlap import (
     read_text_set,
     write_results,
 )
-from qednano.problems.loaders import BENCHMARKS, find_local, load_problems
+from qednano.problems.layouts import BENCHMARKS, find_local
+from qednano.problems.loaders import load_problems
 from qednano.records.rundir import Run, default_run_dir
 
 FLAG_COLUMN = "contaminated_by"  # with --flag: "benchmark:problem id" of every match, empty when clean

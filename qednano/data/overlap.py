@@ -30,7 +30,7 @@ from qednano.data.matching import METHODS, Corpus, MatchSettings, Pair, find_mat
 from qednano.data.similarity import Hasher
 from qednano.problems.loaders import ProblemLoadError, open_source
 from qednano.records.pipeline import progress_bar
-from qednano.records.rundir import redact, secret_values
+from qednano.secrets import redact, secret_values
 from qednano.tables import markdown_table
 
 MATCHES_FILE = "matches.jsonl"
@@ -85,24 +85,29 @@ def read_text_set(source: str, columns: Mapping[str, str] | None = None, split: 
     text_column = _column(layout.columns.statement, table.columns, table.name, "statement", required=True)
     ids, texts, rows, seen = [], [], [], {}
     for row in table.rows:
-        where = f"{table.name} row {row.number}" + (f" (line {row.line})" if row.line else "")
-        text = row.values.get(text_column)
-        if not isinstance(text, str) or not text.strip():
-            raise ProblemLoadError(
-                f"{where}: field 'statement' (column {text_column!r}) is {text!r}, not a problem text. Fix: give every row its text"
-            )
-        row_id = str(row.values.get(id_column) or "").strip() if id_column else f"row-{row.number}"
-        if not row_id:
-            raise ProblemLoadError(f"{where}: field 'id' (column {id_column!r}) is empty. Fix: give every row a unique id")
+        where = f"{table.name} {row.place}"
+        text = _field(row.values, text_column, where, "statement", "give every row its problem text")
+        row_id = _field(row.values, id_column, where, "id", "give every row a unique id").strip() if id_column else f"row-{row.number}"
         if row_id in seen:
             raise ProblemLoadError(
-                f"{where}: field 'id' (column {id_column!r}) repeats {row_id!r} from row {seen[row_id]}. Fix: give every row a unique id"
+                f"{where}: field 'id' (column {id_column!r}) repeats {row_id!r} from {seen[row_id]}. Fix: give every row a unique id"
             )
-        seen[row_id] = row.number
+        seen[row_id] = row.place
         ids.append(row_id)
         texts.append(text)
         rows.append(dict(row.values))
     return TextSet(name=table.name, ids=ids, texts=texts, rows=rows)
+
+
+def _field(values: Mapping[str, Any], column: str, where: str, field: str, fix: str) -> str:
+    """A row's text in `column`: missing, blank or non-text values fail naming the place and field."""
+    value = values.get(column)
+    trouble = "is missing" if value is None else "is empty" if isinstance(value, str) and not value.strip() else None
+    if trouble is None and not isinstance(value, (str, int)):
+        trouble = f"holds {type(value).__name__} {value!r:.60}, not text"
+    if trouble:
+        raise ProblemLoadError(f"{where}: field {field!r} (column {column!r}) {trouble}. Fix: {fix}")
+    return str(value)
 
 
 def _column(choice: str | tuple[str, ...] | None, available: Sequence[str], table: str, field: str, required: bool) -> str | None:

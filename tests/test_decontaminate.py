@@ -122,6 +122,14 @@ def test_dedup_keeps_the_first_statement_of_each_problem(tmp_path, monkeypatch):
     assert list(pd.read_parquet(tmp_path / "run" / "train.parquet")["id"]) == ["p1", "q1", "r1"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["command"] == "data-dedup"
+    # The viewer reads the run through the matches.jsonl contract and shows each pair.
+    from fastapi.testclient import TestClient
+
+    from qednano.viewer.app import create_app
+    from qednano.viewer.rundirs import RunSet
+
+    html = TestClient(create_app(RunSet([tmp_path / "run"]))).get("/run/run").text
+    assert 'id="match-count">4<' in html and "p3" in html
 
 
 def test_a_malformed_row_names_file_row_and_field(tmp_path, monkeypatch):

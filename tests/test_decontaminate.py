@@ -95,8 +95,8 @@ def test_false_positives_among_the_460_distinct_imobench_problems_are_rare(imobe
 def test_flag_keeps_every_row_and_names_its_matches(imobench, tmp_path):
     problem = imobench["imo-proofbench"][3]
     rows = [{"id": "a", "problem": VARIANTS["all"](problem.statement)}, {"id": "b", "problem": CLEAN[1]}]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = runner.invoke(app, ["data", "decontaminate", "train.jsonl", "--against", "imo-proofbench", "--flag", "--format", "jsonl", "--out", "run"])
+    pd.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
+    result = runner.invoke(app, ["data", "decontaminate", "train.parquet", "--against", "imo-proofbench", "--flag", "--format", "jsonl", "--out", "run"])
     assert result.exit_code == 0, result.output
     written = read_jsonl(tmp_path / "run" / "train.jsonl")
     assert [(r["id"], r["contaminated_by"]) for r in written] == [("a", [f"imo-proofbench:{problem.id}"]), ("b", [])]

@@ -46,6 +46,7 @@ def show(summary: dict[str, Any], out_label: str) -> None:
     rich_table(out_label, ["compared with", "problems", "pairs", "train rows", "exact", "ngram", "minhash"], rows, console)
     action = "flagged" if summary["flag"] else "dropped"
     console.print(f"{summary['matched_rows']} of {summary['train_rows']} rows matched ({action}); wrote {summary['written_rows']} rows.")
+    console.print(f"Run directory: {summary['run_dir']} (matches.jsonl, report.md, {summary['output']})")
 
 
 @data_app.command()

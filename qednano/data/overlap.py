@@ -206,6 +206,7 @@ def write_results(
         "train_rows": len(train.ids),
         "matched_rows": len(matched),
         "written_rows": len(train.ids) if config.flag else len(train.ids) - len(matched),
+        "run_dir": str(out),
         "output": output.name,
         "flag": config.flag,
         "against": summarize(records, against_sizes),

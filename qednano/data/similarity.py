@@ -37,11 +37,12 @@ GREEK = frozenset(
 DROPPED = frozenset(
     r"\left \right \big \Big \bigg \Bigg \bigl \bigr \Bigl \Bigr \biggl \biggr \displaystyle \textstyle "
     r"\limits \nolimits \quad \qquad \mathrm \mathbf \mathit \mathbb \mathcal \mathfrak \boldsymbol \bm "
-    r"\overline \underline \overrightarrow \vec \hat \widehat \bar \tilde \widetilde \begin \end \label".split()
+    r"\overline \underline \overrightarrow \vec \hat \widehat \bar \tilde \widetilde".split()
 )
 # Function names written without a backslash inside math (`gcd(a, b)`): words, not products of names.
 FUNCTIONS = frozenset("sin cos tan cot log ln exp gcd lcm max min deg det mod lim sup inf arg sgn".split())
-TEXT_COMMANDS = frozenset(r"\text \textbf \textit \textrm \mbox \operatorname \textup".split())
+# Commands whose argument is words even inside math (`\begin{cases}` names no variables).
+TEXT_COMMANDS = frozenset(r"\text \textbf \textit \textrm \mbox \operatorname \textup \begin \end \label".split())
 FRACTIONS = frozenset(r"\frac \dfrac \tfrac \cfrac".split())
 # Spellings of one symbol, written as their plain form.
 SYMBOLS = {

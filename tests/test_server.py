@@ -146,14 +146,6 @@ async def test_bad_requests_are_400_naming_the_field(client, extra, field):
     assert field in caught.value.message
 
 
-async def test_streaming_is_refused_with_a_reason(client):
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.create(
-            model="served", messages=[{"role": "user", "content": "hi"}], stream=True,
-        )
-    assert "streaming is not supported" in caught.value.message
-
-
 async def test_an_unknown_model_is_a_404(client):
     with pytest.raises(openai.NotFoundError) as caught:
         await client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])

@@ -1,5 +1,6 @@
 """Loud failures: literal error lines, failure summaries, --max-failures, totals over resumes."""
 
+import asyncio
 import json
 import socket
 
@@ -139,3 +140,20 @@ def test_resumed_totals_are_the_sum_of_the_invocations(flaky_bench, tmp_path):
         assert totals[figure] == pytest.approx(sum(i["totals"][figure] for i in manifest["invocations"]))
     assert totals["tokens"] > 0 and totals["cost_usd"] > 0
     assert manifest["wall_s"] == pytest.approx(sum(i["wall_s"] for i in manifest["invocations"]), abs=0.01)
+
+
+async def test_a_running_manifest_is_rewritten_with_what_was_spent_so_far(tmp_path):
+    from qednano.llm.model import Model
+    from qednano.llm.scripted import ScriptedBackend
+    from qednano.records.rundir import Run
+
+    model = Model("echo", ScriptedBackend(lambda messages, sampling: "three words here"))
+    run = Run(tmp_path / "run", "eval", {}, models=[model])
+    run.write("running")
+    saving = asyncio.ensure_future(run.checkpoints(every_s=0.05))
+    await model.complete([{"role": "user", "content": "hi"}])
+    await asyncio.sleep(0.3)
+    saving.cancel()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "running" and manifest["totals"]["models"]["echo"]["calls"] == 1
+    assert manifest["invocations"][-1]["totals"]["models"]["echo"]["completion_tokens"] == 3

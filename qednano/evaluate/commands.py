@@ -143,12 +143,21 @@ def run_job(run: Run, store: SampleStore, job) -> list[SampleRecord]:
     records in the store."""
     try:
         with run:
-            records = asyncio.run(closing(run.models, job))
+            records = asyncio.run(closing(run.models, checkpointed(run, job)))
             check_outcome(summarize(records))
     except RunFailed as stopped:
         stopped.records = list(store.read().values())
         raise
     return records
+
+
+async def checkpointed(run: Run, work):
+    """Await `work` while the run's manifest is rewritten now and then (see Run.checkpoints)."""
+    saving = asyncio.ensure_future(run.checkpoints())
+    try:
+        return await work
+    finally:
+        saving.cancel()
 
 
 async def closing(models: list[Model], work):

@@ -13,6 +13,7 @@ anywhere in what we write.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import re
@@ -115,6 +116,13 @@ class Run:
             "totals": add_totals([i["totals"] for i in invocations]),
             "invocations": invocations,
         })
+
+    async def checkpoints(self, every_s: float = 30.0) -> None:
+        """Rewrite the manifest every `every_s` seconds until cancelled, so an invocation that is
+        killed still leaves what it had spent for the next one to add up."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.write("running")
 
     def write(self, status: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

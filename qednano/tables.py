@@ -14,7 +14,7 @@ def rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]],
 
     Cells are literal text: a problem id or model name with square brackets is not rich markup.
     """
-    table = Table(title=Text(title))
+    table = Table(title=Text(title) if title else None)
     for name in header:
         table.add_column(Text(name))
     for row in rows:

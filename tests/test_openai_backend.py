@@ -421,3 +421,15 @@ def test_timeouts_come_from_the_model_file_and_the_command_line():
     assert (backend.timeout_s, backend.idle_timeout_s) == (900, 45)
     overridden = OpenAIBackend.from_spec(spec.with_limits(timeout_s=60, idle_timeout_s=None))
     assert (overridden.timeout_s, overridden.idle_timeout_s) == (60, 45)
+
+
+async def test_command_line_timeouts_reach_the_backend_and_catch_a_hang(server):
+    from qednano.llm.registry import load_model
+
+    server.push(stall(after_chunks=1, seconds=60))
+    model = load_model(f"openai:fault-model@{server.url}", timeout_s=20, idle_timeout_s=0.4)
+    model.backend.max_retries = 0
+    assert (model.backend.timeout_s, model.backend.idle_timeout_s) == (20, 0.4)
+    done = await model.complete(HELLO)
+    await model.aclose()
+    assert done.error_kind == "timeout" and "0.4 s (the idle timeout)" in done.error

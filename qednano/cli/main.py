@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.markdown import Markdown
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from qednano.cli.common import (
@@ -47,6 +46,7 @@ from qednano.cli.view import view
 from qednano.llm.model import Model
 from qednano.llm.registry import registered_models
 from qednano.records.failures import DEFAULT_MAX_FAILURES
+from qednano.tables import rich_table
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
 app.command()(view)
@@ -57,12 +57,12 @@ def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
     with user_errors():
         found = registered_models()
-    table = Table("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out")
+    rows = []
     for name, (spec, _) in sorted(found.items()):
         endpoints = "\n".join(spec.base_urls) or "(in process)"
         prices = (f"{spec.prices.input:g}", f"{spec.prices.output:g}")
-        table.add_row(name, spec.backend, spec.model, endpoints, spec.api_key_env or "-", *prices)
-    console.print(table)
+        rows.append((name, spec.backend, spec.model, endpoints, spec.api_key_env or "-", *prices))
+    rich_table("", ("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out"), rows, console)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from qednano.cli import app
 from qednano.llm.scripted import BUILTIN_SCRIPTS
+from qednano.llm.types import Completion
 from qednano.problems.loaders import load_problems
 
 runner = CliRunner()
@@ -245,3 +246,33 @@ def test_a_panel_of_samples_of_one_grader(scripts, tmp_path, monkeypatch):
         grade = record["grade"]
         assert [m["score"] for m in grade["members"]] == [1, 4, 7] and grade["score"] == 4
         assert len(grade["calls"]) == 3  # every member's call is counted for cost
+
+
+@pytest.fixture
+def down_grader(scripts, monkeypatch):
+    """A grader whose every call is rejected, as with a revoked key."""
+    rejected = Completion.failure("down", "auth", "http://grader/v1: HTTP 401: invalid key [redacted]")
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "down", lambda messages, sampling: rejected)
+    (scripts / "down.yaml").write_text("name: down\nbackend: scripted\nmodel: down\n")
+
+
+def test_grading_with_a_grader_that_is_down_fails_loudly(down_grader, tmp_path):
+    generations = tmp_path / "gen.jsonl"
+    generations.write_text("".join(json.dumps(r) + "\n" for r in reference_rows()[:2]))
+    result = runner.invoke(app, ["grade", str(generations), "-g", "down", "--out", str(tmp_path / "graded"),
+                                 "--max-failures", "5"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "every sample failed" in text and "grading auth" in text and "invalid key [redacted]" in text
+    report = json.loads((tmp_path / "graded" / "report.json").read_text())
+    assert report["failures"]["kinds"][0]["kind"] == "auth" and report["failures"]["failed"] == 2
+
+
+def test_grader_bench_with_a_grader_that_is_down_stops_early(down_grader, tmp_path):
+    data = grading_bench_csv(tmp_path / "gb.csv")
+    result = runner.invoke(app, ["grader-bench", str(data), "-g", "down", "--out", str(tmp_path / "gb"),
+                                 "--max-failures", "0", "--concurrency", "1"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "stopped early: 1 samples failed" in text and "grading auth" in text
+    assert not (tmp_path / "gb" / "agreement.json").exists()

@@ -182,3 +182,16 @@ async def test_a_long_request_does_not_hold_up_short_ones():
                 model="sleepy", messages=[{"role": "user", "content": "short"}]) for _ in range(5)))
             assert not long.done() and [s.choices[0].message.content for s in shorts] == ["quick"] * 5
             long.cancel()
+
+
+async def test_our_streaming_backend_reads_the_servers_streams(url):
+    from qednano.llm.openai_backend import OpenAIBackend
+
+    backend = OpenAIBackend("served", [url], max_retries=0)
+    thought = await backend.complete([{"role": "user", "content": "think"}], Sampling())
+    plain = await backend.complete(HI, Sampling(seed=5))
+    too_long = await backend.complete([{"role": "user", "content": "too long"}], Sampling())
+    await backend.aclose()
+    assert (thought.reasoning, thought.content, thought.finish_reason) == ("let me see", "the answer", "stop")
+    assert plain.content == "hello there #seed=5" and plain.usage.completion_tokens == 3 and plain.usage.prompt_tokens == 2
+    assert too_long.error_kind == "context_length"  # from the error event, not retried

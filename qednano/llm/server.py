@@ -57,7 +57,7 @@ from qednano.llm.server_api import (
 )
 from qednano.llm.types import Completion, Sampling
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("uvicorn.error")  # uvicorn prints this logger: cancellations show in `qednano serve`
 GRACE_S = 3  # seconds running requests get on shutdown before they are cancelled
 CLOSE_S = 5.0  # seconds the backend gets to close after that
 KEEPALIVE_S = 1.0  # seconds between keep-alive comments while a streamed answer is generated
@@ -104,7 +104,9 @@ async def streamed(generate: Generation, events: Callable[[list[Completion]], li
                 yield sse(chunk)
         yield sse("[DONE]")
     finally:
-        work.cancel()
+        if not work.done():
+            log.info("client left during a streamed answer: generation cancelled")
+            work.cancel()
         with suppress(asyncio.CancelledError):
             await work
 

@@ -196,6 +196,20 @@ async def test_the_embedded_model_answers_through_the_openai_sdk(embedded_url):
 
 
 @pytest.mark.slow
+async def test_the_embedded_model_streams_through_the_openai_sdk(embedded_url):
+    url, model = embedded_url
+    async with openai.AsyncOpenAI(base_url=url, api_key=API_KEY, max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="SmolLM2-135M-Instruct", messages=QUESTION, temperature=0, max_tokens=24, stream=True,
+            stream_options={"include_usage": True}, tools=[], response_format={"type": "text"},
+        )
+        chunks = [chunk async for chunk in stream]
+    direct = await model.complete(QUESTION, Sampling(temperature=0, max_tokens=24))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == direct.content != ""
+    assert chunks[-1].usage.completion_tokens == direct.usage.completion_tokens
+
+
+@pytest.mark.slow
 async def test_our_openai_backend_talks_to_the_embedded_server(embedded_url):
     from qednano.llm.openai_backend import OpenAIBackend
     from qednano.llm.spec import ModelSpec

@@ -157,3 +157,17 @@ async def test_a_running_manifest_is_rewritten_with_what_was_spent_so_far(tmp_pa
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "running" and manifest["totals"]["models"]["echo"]["calls"] == 1
     assert manifest["invocations"][-1]["totals"]["models"]["echo"]["completion_tokens"] == 3
+
+
+def test_a_manifest_from_before_invocations_were_kept_counts_as_one(tmp_path):
+    from qednano.records.rundir import Run
+
+    old = {"command": "eval", "status": "finished", "started": "2026-11-01T00:00:00+00:00", "wall_s": 12.5,
+           "totals": {"models": {"m": {"calls": 7, "cost_usd": 0.25}}, "tokens": 900, "cost_usd": 0.25}}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    with Run(tmp_path, "eval", {}):
+        pass
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(manifest["invocations"]) == 2 and manifest["resumes"] == 1
+    assert manifest["totals"] == {"models": {"m": {"calls": 7, "cost_usd": 0.25}}, "tokens": 900, "cost_usd": 0.25}
+    assert manifest["wall_s"] >= 12.5

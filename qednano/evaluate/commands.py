@@ -33,8 +33,8 @@ from qednano.records.failures import (
     RunLimits,
     check_outcome,
     failure_rows,
-    headline,
     summarize,
+    tally,
 )
 from qednano.records.pipeline import evaluate, evaluate_pairs
 from qednano.records.problems import write_problems
@@ -253,4 +253,4 @@ def print_failures(records: list[SampleRecord], console: Console) -> None:
 def print_failure_line(records: list[SampleRecord], console: Console) -> None:
     summary = summarize(records)
     if summary.failed:
-        console.print(Text(headline(summary), style="bold yellow"))
+        console.print(Text(tally(summary), style="bold yellow"))

@@ -129,6 +129,12 @@ def headline(summary: FailureSummary) -> str:
     return f"{summary.failed} of {summary.samples} samples failed; {commonest(summary)}"
 
 
+def tally(summary: FailureSummary) -> str:
+    """One line of counts (the failures table holds the messages)."""
+    kinds = ", ".join(f"{k.stage} {k.kind}: {k.count}" for k in summary.kinds)
+    return f"{summary.failed} of {summary.samples} samples failed ({kinds})"
+
+
 def commonest(summary: FailureSummary) -> str:
     top = summary.kinds[0]
     return f"most often {top.stage} {top.kind} ({top.count}): {top.example}"

@@ -114,7 +114,7 @@ def test_failures_within_the_tolerance_finish_with_a_summary(flaky_bench, tmp_pa
     assert report["failures"]["kinds"][0]["example"] == "injected 503"
 
 
-@pytest.mark.parametrize(("setting", "total", "allowed"), [(0.1, 600, 60), (0.1, 5, 0), (0, 9, 0), (3, 10, 3), (1, 1, 1)])
+@pytest.mark.parametrize(("setting", "total", "allowed"), [(0.1, 600, 60), (0.07, 100, 7), (0.1, 5, 1), (0.25, 10, 3), (0, 9, 0), (3, 10, 3), (1, 1, 1)])
 def test_max_failures_is_a_fraction_below_one_and_a_count_above(setting, total, allowed):
     assert allowance(setting, total) == allowed
 

@@ -103,7 +103,7 @@ GraderSamplesOpt = Annotated[int, typer.Option(help="Gradings per grader model, 
 ConcurrencyOpt = Annotated[int, typer.Option(help="Samples generated or graded at once.")]
 MaxFailuresOpt = Annotated[float, typer.Option(
     help="Failed samples tolerated before the run stops early (exit code 1): below 1 a fraction of the "
-         "samples, 1 or more a count. A run in which every sample failed always exits 1.")]
+         "samples (rounded up), 1 or more a count. A run in which every sample failed always exits 1.")]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", help="Seconds one HTTP model call may take in all (default: the model file's, else 3600).")]
 IdleTimeoutOpt = Annotated[float | None, typer.Option(

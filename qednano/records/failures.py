@@ -105,11 +105,12 @@ def summarize(records: Iterable[SampleRecord]) -> FailureSummary:
 
 
 def allowance(max_failures: float, total: int) -> int:
-    """How many failed samples a run of `total` tolerates: below 1, a fraction of them; else a count."""
+    """How many failed samples a run of `total` tolerates: below 1, a fraction of them (rounded up,
+    so a small run is not stopped by its first failure); else a count."""
     if max_failures < 0:
         raise ValueError(f"--max-failures must be at least 0, got {max_failures:g}")
     if max_failures < 1:
-        return math.floor(max_failures * total)
+        return math.ceil(max_failures * total - 1e-9)  # 0.07 * 100 is 7.000000000000001 in floats
     if max_failures != int(max_failures):
         raise ValueError(f"--max-failures is a fraction below 1 or a whole count, got {max_failures:g}")
     return int(max_failures)

@@ -6,15 +6,19 @@ from collections.abc import Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]], console: Console | None = None) -> Table:
-    """A rich table of string rows; printed to `console` when one is given, and returned."""
-    table = Table(title=title)
+    """A rich table of string rows; printed to `console` when one is given, and returned.
+
+    Cells are literal text: a problem id or model name with square brackets is not rich markup.
+    """
+    table = Table(title=Text(title) if title else None)
     for name in header:
-        table.add_column(name)
+        table.add_column(Text(name))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     if console is not None:
         console.print(table)
     return table

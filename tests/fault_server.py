@@ -1,7 +1,10 @@
 """A scriptable OpenAI-compatible server on loopback, for fault-injection tests.
 
 Each request to `/v1/chat/completions` takes the next `Fault` from the server's script; when the
-script is empty, `respond(body)` decides (by default a deterministic echo). Every request is
+script is empty, `respond(body)` decides (by default a deterministic echo). A reply to a request
+with `stream: true` is sent as server-sent events, chunk by chunk as vLLM sends them (with a final
+usage chunk when `stream_options.include_usage` asks for one); the stream faults below (stalls,
+cuts, error events, garbage) act on such streams. Every request is
 recorded with its JSON body, headers and arrival time, and the server counts how many requests
 it held at once, so tests can assert what the client sent, how often, how fast and how many at a
 time. It is a real aiohttp server on a free port, so the client under test runs its real
@@ -34,6 +37,10 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     body: str = ""
+    chunk_delay_s: float = 0.0  # streams: pause before each chunk
+    stall_after: int | None = None  # streams: after this many chunks, fall silent for `stall_s`
+    stall_s: float = 0.0
+    stream_end: str = "done"  # streams: "done" ([DONE]), "cut" (close mid-answer), "error", "garbage"
 
 
 def completion_body(
@@ -62,6 +69,31 @@ def completion_body(
 def reply(content: str | None = "ok", *, delay_s: float = 0.0, **fields) -> Fault:
     """A well-formed completion (fields as in `completion_body`), after `delay_s` seconds."""
     return Fault("reply", delay_s=delay_s, body=json.dumps(completion_body(content, **fields)))
+
+
+def stall(after_chunks: int = 2, seconds: float = 30.0, content: str = "a long proof that stops") -> Fault:
+    """A stream that sends `after_chunks` chunks and then nothing for `seconds`: a hung server."""
+    return Fault("reply", body=json.dumps(completion_body(content)), stall_after=after_chunks, stall_s=seconds)
+
+
+def slow_stream(content: str, chunk_delay_s: float) -> Fault:
+    """A stream whose tokens keep coming, `chunk_delay_s` apart: never idle, possibly over time."""
+    return Fault("reply", body=json.dumps(completion_body(content)), chunk_delay_s=chunk_delay_s)
+
+
+def cut_stream(content: str = "a proof cut off in the middle") -> Fault:
+    """A stream that closes cleanly after some chunks, with no finish reason and no [DONE]."""
+    return Fault("reply", body=json.dumps(completion_body(content)), stream_end="cut")
+
+
+def error_event(message: str = "the engine died") -> Fault:
+    """A stream that reports an error in an event after some chunks, as vLLM does."""
+    return Fault("reply", body=json.dumps(completion_body(message)), stream_end="error")
+
+
+def garbage_event() -> Fault:
+    """A stream whose last event's data is not JSON."""
+    return Fault("reply", body=json.dumps(completion_body("fine until now")), stream_end="garbage")
 
 
 def status(code: int, message: str = "injected failure", *, retry_after: str | None = None,
@@ -187,11 +219,13 @@ class FaultServer:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._act(request, fault)
+            return await self._act(request, fault, bool(body.get("stream")),
+                                   bool((body.get("stream_options") or {}).get("include_usage")))
         finally:
             self.in_flight -= 1
 
-    async def _act(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+    async def _act(self, request: web.Request, fault: Fault, stream: bool = False,
+                   include_usage: bool = False) -> web.StreamResponse:
         if fault.delay_s:
             try:
                 await asyncio.wait_for(self._stopping.wait(), fault.delay_s)
@@ -205,6 +239,8 @@ class FaultServer:
             return web.Response(status=fault.status, text=body, content_type="application/json")
         if fault.kind == "hang":
             return web.Response(status=504, text="the client should have given up by now")
+        if fault.kind == "reply" and stream:
+            return await self._stream(request, fault, include_usage)
         return web.Response(status=fault.status, text=fault.body, headers=fault.headers,
                             content_type="application/json")
 
@@ -219,3 +255,51 @@ class FaultServer:
         if transport is not None:
             transport.abort()
         return response
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass  # the normal case: the pause ran out before the server stopped
+
+    async def _stream(self, request: web.Request, fault: Fault, include_usage: bool) -> web.StreamResponse:
+        """The reply in `fault.body` as server-sent events: role, reasoning, content, finish, usage."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index, data in enumerate(stream_chunks(json.loads(fault.body), include_usage)):
+            if fault.stall_after is not None and index == fault.stall_after:
+                await self._pause(fault.stall_s)
+            if fault.chunk_delay_s:
+                await self._pause(fault.chunk_delay_s)
+            if fault.stream_end != "done" and data["choices"] and data["choices"][0]["finish_reason"]:
+                break  # the stream faults replace the end of the answer
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+        if fault.stream_end == "error":
+            error = {"error": {"message": "injected stream error", "type": "internal_error", "code": 500}}
+            await response.write(f"data: {json.dumps(error)}\n\n".encode())
+        elif fault.stream_end == "garbage":
+            await response.write(b"data: {not json at all\n\n")
+        elif fault.stream_end == "done":
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def stream_chunks(body: dict, include_usage: bool) -> list[dict]:
+    """A completion body cut into chat.completion.chunk events, a few words per chunk."""
+    choice = body["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {"id": body["id"], "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    for name in ("reasoning_content", "reasoning", "content"):
+        words = (message.get(name) or "").split(" ")
+        pieces = [" ".join(words[i:i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)]
+        chunks += [chunk({name: piece}) for piece in pieces if piece]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage and body.get("usage"):
+        chunks.append({**chunk({}), "choices": [], "usage": body["usage"]})
+    return chunks

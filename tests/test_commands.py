@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from qednano.cli import app
 from qednano.llm.scripted import BUILTIN_SCRIPTS
+from qednano.llm.types import Completion
 from qednano.problems.loaders import load_problems
 
 runner = CliRunner()
@@ -69,9 +70,11 @@ def test_eval_proofbench_grades_reports_and_resumes(scripts, tmp_path):
     assert (out / "report.md").read_text().startswith("#")
 
     invoke("eval", "--bench", "imo-proofbench", "-m", "prover", "-g", "grader", "--limit", 2, "-n", 2, "--out", out)
-    again = json.loads((out / "manifest.json").read_text())["totals"]["models"]
-    assert again["prover"]["calls"] == 0 and again["grader"]["calls"] == 0  # all replayed from the cache
-    assert json.loads((out / "manifest.json").read_text())["resumes"] == 1
+    again = json.loads((out / "manifest.json").read_text())
+    latest = again["invocations"][-1]["totals"]["models"]
+    assert latest["prover"]["calls"] == 0 and latest["grader"]["calls"] == 0  # all replayed from the cache
+    assert again["totals"]["models"]["prover"]["calls"] == 4  # the run's totals still count the first pass
+    assert again["resumes"] == 1
 
 
 def test_eval_refuses_to_resume_a_different_run(scripts, tmp_path):
@@ -226,7 +229,9 @@ def test_an_ungraded_run_can_be_graded_later_in_place(scripts, tmp_path):
     assert json.loads((out / "report.json").read_text())["counts"]["pending"] == 2
     invoke("eval", "--bench", "imo-proofbench", "-m", "prover", "-g", "grader", "--limit", 2, "--out", out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["totals"]["models"]["prover"]["calls"] == 0  # generations kept, only grading ran
+    second = manifest["invocations"][1]["totals"]["models"]
+    assert second["prover"]["calls"] == 0 and second["grader"]["calls"] > 0  # generations kept, only grading ran
+    assert manifest["totals"]["models"]["prover"]["calls"] == 2  # the whole run's totals
     assert json.loads((out / "report.json").read_text())["counts"]["graded"] == 2
 
 
@@ -241,3 +246,33 @@ def test_a_panel_of_samples_of_one_grader(scripts, tmp_path, monkeypatch):
         grade = record["grade"]
         assert [m["score"] for m in grade["members"]] == [1, 4, 7] and grade["score"] == 4
         assert len(grade["calls"]) == 3  # every member's call is counted for cost
+
+
+@pytest.fixture
+def down_grader(scripts, monkeypatch):
+    """A grader whose every call is rejected, as with a revoked key."""
+    rejected = Completion.failure("down", "auth", "http://grader/v1: HTTP 401: invalid key [redacted]")
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "down", lambda messages, sampling: rejected)
+    (scripts / "down.yaml").write_text("name: down\nbackend: scripted\nmodel: down\n")
+
+
+def test_grading_with_a_grader_that_is_down_fails_loudly(down_grader, tmp_path):
+    generations = tmp_path / "gen.jsonl"
+    generations.write_text("".join(json.dumps(r) + "\n" for r in reference_rows()[:2]))
+    result = runner.invoke(app, ["grade", str(generations), "-g", "down", "--out", str(tmp_path / "graded"),
+                                 "--max-failures", "5"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "every sample failed" in text and "grading auth" in text and "invalid key [redacted]" in text
+    report = json.loads((tmp_path / "graded" / "report.json").read_text())
+    assert report["failures"]["kinds"][0]["kind"] == "auth" and report["failures"]["failed"] == 2
+
+
+def test_grader_bench_with_a_grader_that_is_down_stops_early(down_grader, tmp_path):
+    data = grading_bench_csv(tmp_path / "gb.csv")
+    result = runner.invoke(app, ["grader-bench", str(data), "-g", "down", "--out", str(tmp_path / "gb"),
+                                 "--max-failures", "0", "--concurrency", "1"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "stopped early: 1 samples failed" in text and "grading auth" in text
+    assert not (tmp_path / "gb" / "agreement.json").exists()

@@ -7,21 +7,29 @@ right kind after the right number of attempts; never an exception, never an empt
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import socket
 
 import pytest
 from fault_server import (
+    Fault,
     FaultServer,
     abort_mid_body,
     auth_echo,
+    completion_body,
     context_length,
+    cut_stream,
+    error_event,
+    garbage_event,
     hang,
     invalid_json,
     missing_choices,
     reply,
     reset,
+    slow_stream,
+    stall,
     status,
     truncated_json,
 )
@@ -82,10 +90,14 @@ TRANSIENT = [
     (invalid_json(), "malformed"),
     (truncated_json(), "malformed"),
     (missing_choices(), "malformed"),
+    (stall(after_chunks=2), "timeout"),
+    (cut_stream(), "connection"),
+    (error_event(), "stream_error"),
+    (garbage_event(), "malformed"),
 ]
 
 
-@pytest.mark.parametrize(("fault", "kind"), TRANSIENT, ids=[f"{k}-{f.kind}" for f, k in TRANSIENT])
+@pytest.mark.parametrize(("fault", "kind"), TRANSIENT, ids=[f"{k}-{f.kind}-{f.stream_end}" for f, k in TRANSIENT])
 async def test_a_transient_fault_is_retried_until_a_reply(server, fault, kind):
     server.push(fault, fault, reply("recovered"))
     backend = make_backend(server.url, timeout_s=0.3)
@@ -95,7 +107,7 @@ async def test_a_transient_fault_is_retried_until_a_reply(server, fault, kind):
     assert len(server.requests) == 3
 
 
-@pytest.mark.parametrize(("fault", "kind"), TRANSIENT, ids=[f"{k}-{f.kind}" for f, k in TRANSIENT])
+@pytest.mark.parametrize(("fault", "kind"), TRANSIENT, ids=[f"{k}-{f.kind}-{f.stream_end}" for f, k in TRANSIENT])
 async def test_a_lasting_transient_fault_is_recorded_after_all_retries(fault, kind):
     async with FaultServer(respond=lambda body: fault) as server:
         backend = make_backend(server.url, timeout_s=0.3, max_retries=2)
@@ -347,3 +359,77 @@ def test_from_spec_rejects_a_spec_without_urls_or_key(monkeypatch):
     with pytest.raises(ModelConfigError, match="QEDNANO_ABSENT_KEY"):
         OpenAIBackend.from_spec(ModelSpec(name="t", backend="openai", model="m", base_urls=["http://x/v1"],
                                           api_key_env="QEDNANO_ABSENT_KEY"))
+
+
+# ---- streaming --------------------------------------------------------------------------------
+
+
+async def test_answers_are_streamed_with_usage_reasoning_and_finish_reason(server):
+    usage = {"prompt_tokens": 11, "completion_tokens": 29, "completion_tokens_details": {"reasoning_tokens": 20}}
+    server.push(reply("so x equals two and that is all", reasoning="first think about it hard for a while",
+                      finish_reason="length", usage=usage))
+    backend = make_backend(server.url)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    sent = server.requests[0].body
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert done.ok and done.content == "so x equals two and that is all"
+    assert done.reasoning == "first think about it hard for a while"  # joined from several deltas
+    assert done.finish_reason == "length"
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.reasoning_tokens) == (11, 29, 20)
+
+
+async def test_a_hung_stream_is_caught_by_the_idle_timeout_well_before_the_total(server):
+    server.push(stall(after_chunks=2, seconds=60), reply("recovered"))
+    backend = make_backend(server.url, timeout_s=30.0, idle_timeout_s=0.5)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    first, second = server.arrivals()
+    assert done.ok and done.content == "recovered"
+    assert second - first < 10.0  # the idle clock (0.5 s) fired, not the total one (30 s)
+
+
+async def test_a_lasting_hang_is_recorded_as_an_idle_timeout(server):
+    server.push(stall(after_chunks=1, seconds=60))
+    backend = make_backend(server.url, timeout_s=30.0, idle_timeout_s=0.3, max_retries=0)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    assert done.error_kind == "timeout" and "idle timeout" in done.error and server.url in done.error
+    assert done.latency_s < 10.0
+
+
+async def test_a_stream_that_never_idles_still_ends_at_the_total_timeout(server):
+    server.push(slow_stream(" ".join(["word"] * 90), chunk_delay_s=0.1))  # 30+ chunks, 3+ s in all
+    backend = make_backend(server.url, timeout_s=1.0, idle_timeout_s=0.5, max_retries=0)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    assert done.error_kind == "timeout" and "total timeout of 1 s" in done.error
+
+
+async def test_a_server_that_ignores_stream_is_read_as_one_body():
+    async with FaultServer(respond=lambda body: reply("whole")) as server:
+        server.push(Fault("plain", body=json.dumps(completion_body("whole body", usage={"completion_tokens": 2}))))
+        backend = make_backend(server.url)
+        done = await backend.complete(HELLO, Sampling())
+        await backend.aclose()
+    assert done.ok and done.content == "whole body" and done.usage.completion_tokens == 2
+
+
+def test_timeouts_come_from_the_model_file_and_the_command_line():
+    spec = ModelSpec(name="t", backend="openai", model="m", base_urls=["http://x/v1"], timeout_s=900, idle_timeout_s=45)
+    backend = OpenAIBackend.from_spec(spec)
+    assert (backend.timeout_s, backend.idle_timeout_s) == (900, 45)
+    overridden = OpenAIBackend.from_spec(spec.with_limits(timeout_s=60, idle_timeout_s=None))
+    assert (overridden.timeout_s, overridden.idle_timeout_s) == (60, 45)
+
+
+async def test_command_line_timeouts_reach_the_backend_and_catch_a_hang(server):
+    from qednano.llm.registry import load_model
+
+    server.push(stall(after_chunks=1, seconds=60))
+    model = load_model(f"openai:fault-model@{server.url}", timeout_s=20, idle_timeout_s=0.4)
+    model.backend.max_retries = 0
+    assert (model.backend.timeout_s, model.backend.idle_timeout_s) == (20, 0.4)
+    done = await model.complete(HELLO)
+    await model.aclose()
+    assert done.error_kind == "timeout" and "0.4 s (the idle timeout)" in done.error

@@ -146,14 +146,6 @@ async def test_bad_requests_are_400_naming_the_field(client, extra, field):
     assert field in caught.value.message
 
 
-async def test_streaming_is_refused_with_a_reason(client):
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.create(
-            model="served", messages=[{"role": "user", "content": "hi"}], stream=True,
-        )
-    assert "streaming is not supported" in caught.value.message
-
-
 async def test_an_unknown_model_is_a_404(client):
     with pytest.raises(openai.NotFoundError) as caught:
         await client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
@@ -201,6 +193,20 @@ async def test_the_embedded_model_answers_through_the_openai_sdk(embedded_url):
     direct = await model.complete(QUESTION, Sampling(temperature=0, max_tokens=24))
     assert reply.choices[0].message.content == direct.content != ""
     assert reply.usage.completion_tokens == direct.usage.completion_tokens
+
+
+@pytest.mark.slow
+async def test_the_embedded_model_streams_through_the_openai_sdk(embedded_url):
+    url, model = embedded_url
+    async with openai.AsyncOpenAI(base_url=url, api_key=API_KEY, max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="SmolLM2-135M-Instruct", messages=QUESTION, temperature=0, max_tokens=24, stream=True,
+            stream_options={"include_usage": True}, tools=[], response_format={"type": "text"},
+        )
+        chunks = [chunk async for chunk in stream]
+    direct = await model.complete(QUESTION, Sampling(temperature=0, max_tokens=24))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == direct.content != ""
+    assert chunks[-1].usage.completion_tokens == direct.usage.completion_tokens
 
 
 @pytest.mark.slow

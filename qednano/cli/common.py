@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from qednano.errors import first_error
 from qednano.llm.cache import CallCache
@@ -20,6 +22,7 @@ from qednano.llm.registry import load_model
 from qednano.llm.spec import ModelConfigError
 from qednano.llm.types import Sampling
 from qednano.paths import cache_root
+from qednano.records.failures import RunFailed
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, or openai:MODEL@URL.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
@@ -28,21 +31,31 @@ console = Console()
 errors = Console(stderr=True)
 
 
-
 def open_cache(disabled: bool) -> CallCache | None:
     return None if disabled else CallCache(cache_root() / "calls.sqlite")
 
 
-def fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code=2)
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` literally (paths and YAML errors hold square brackets, not markup).
+
+    Exit code 2 is a usage error (bad option, file or model config); 1 a run that failed."""
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True, highlight=False)
+    return typer.Exit(code=code)
+
+
+def literal(text: object) -> str:
+    """`text` escaped for a rich markup string, so user data prints as written."""
+    return escape(str(text))
 
 
 @contextmanager
 def user_errors():
-    """Turn a bad option, file or model config into one clear error line (exit code 2)."""
+    """Turn a bad option, file or model config into one clear error line (exit code 2), and a
+    run stopped by its failures into one too (exit code 1)."""
     try:
         yield
+    except RunFailed as err:
+        raise fail(str(err), code=1) from None
     except ValidationError as err:
         field, message = first_error(err)
         raise fail(f"option {field}: {message}") from None
@@ -50,9 +63,9 @@ def user_errors():
         raise fail(str(err)) from None
 
 
-def open_model(spec: str, cache: CallCache | None) -> Model:
+def open_model(spec: str, cache: CallCache | None, timeout: float | None = None, idle_timeout: float | None = None) -> Model:
     with user_errors():
-        return load_model(spec, cache=cache)
+        return load_model(spec, cache=cache, timeout_s=timeout, idle_timeout_s=idle_timeout)
 
 
 def sampling_options(temperature: float | None, max_tokens: int | None, seed: int | None) -> Sampling:
@@ -88,6 +101,14 @@ VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: reference, 
 AggregateOpt = Annotated[str, typer.Option(help="Panel aggregate: mean, median, min.")]
 GraderSamplesOpt = Annotated[int, typer.Option(help="Gradings per grader model, aggregated as a panel.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Samples generated or graded at once.")]
+MaxFailuresOpt = Annotated[float, typer.Option(
+    help="Failed samples tolerated before the run stops early (exit code 1): below 1 a fraction of the "
+         "samples (rounded up), 1 or more a count. A run in which every sample failed always exits 1.")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", help="Seconds one HTTP model call may take in all (default: the model file's, else 3600).")]
+IdleTimeoutOpt = Annotated[float | None, typer.Option(
+    "--idle-timeout", help="Seconds without a streamed token before an HTTP call counts as hung and is "
+                           "retried (default: the model file's, else 120).")]
 RunDirOpt = Annotated[Path | None, typer.Option(help="Run directory (an existing one is resumed).")]
 
 

@@ -14,22 +14,26 @@ from typing import Annotated
 import typer
 from rich.markdown import Markdown
 from rich.panel import Panel
-from rich.table import Table
+from rich.text import Text
 
 from qednano.cli.common import (
     AggregateOpt,
     ConcurrencyOpt,
     GraderSamplesOpt,
     GradersOpt,
+    IdleTimeoutOpt,
+    MaxFailuresOpt,
     ModelOpt,
     NoCacheOpt,
     RunDirOpt,
     ScaffoldOpt,
     SetOpt,
+    TimeoutOpt,
     TurnsOpt,
     VariantOpt,
     console,
     fail,
+    literal,
     open_cache,
     open_model,
     parse_columns,
@@ -42,6 +46,8 @@ from qednano.cli.data import data_app
 from qednano.cli.view import view
 from qednano.llm.model import Model
 from qednano.llm.registry import registered_models
+from qednano.records.failures import DEFAULT_MAX_FAILURES
+from qednano.tables import rich_table
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
 app.command()(view)
@@ -53,12 +59,12 @@ def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
     with user_errors():
         found = registered_models()
-    table = Table("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out")
+    rows = []
     for name, (spec, _) in sorted(found.items()):
         endpoints = "\n".join(spec.base_urls) or "(in process)"
         prices = (f"{spec.prices.input:g}", f"{spec.prices.output:g}")
-        table.add_row(name, spec.backend, spec.model, endpoints, spec.api_key_env or "-", *prices)
-    console.print(table)
+        rows.append((name, spec.backend, spec.model, endpoints, spec.api_key_env or "-", *prices))
+    rich_table("", ("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out"), rows, console)
 
 
 @app.command()
@@ -73,6 +79,8 @@ def solve(
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     sample: Annotated[int, typer.Option(help="Sample index (a different index is a fresh sample).")] = 0,
     out: Annotated[Path | None, typer.Option(help="Run directory for manifest.json and attempt.json.")] = None,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
@@ -82,7 +90,7 @@ def solve(
     from qednano.secrets import redact
 
     statement = read_problem_text(problem)
-    llm = open_model(model, open_cache(no_cache))
+    llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
     sampling = sampling_options(temperature, max_tokens, seed)
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
     overrides = parse_overrides(set_, turns=turns)
@@ -94,15 +102,19 @@ def solve(
         attempt = asyncio.run(solve_with_status(solver, Problem(id="cli", statement=statement), sample, llm))
         (run.path / "attempt.json").write_text(json.dumps(redact(attempt.model_dump(mode="json")), indent=2))
     if attempt.status == "failed":
-        raise fail(f"the model call failed: {attempt.error} (trace in {run.path})")
+        from qednano.evaluate.commands import print_failures
+        from qednano.records.sample import SampleRecord
+
+        print_failures([SampleRecord.start(Problem(id="cli", statement=statement), attempt)], console)
+        raise fail(f"the model call failed: {attempt.error} (trace in {run.path})", code=1)
     usage = attempt.usage
     title = f"{llm.name} · {solver.name} · {len(attempt.steps)} calls · {usage.completion_tokens} tokens"
     title += f" · {attempt.finish_reason}" + (f" · stopped by budget ({attempt.stopped_by})" if attempt.stopped_by else "")
     if attempt.steps and all(step.completion.cached for step in attempt.steps):
         title += " · from cache (use --sample N for a fresh one)"
     body = Markdown(attempt.proof) if attempt.proof else "[italic](no proof: the answer was empty or cut off)[/]"
-    console.print(Panel(body, title=title))
-    console.print(f"[dim]run directory: {run.path}[/]")
+    console.print(Panel(body, title=Text(title)))
+    console.print(f"[dim]run directory: {literal(run.path)}[/]")
 
 
 async def solve_with_status(solver, problem, sample: int, model: Model):
@@ -111,7 +123,7 @@ async def solve_with_status(solver, problem, sample: int, model: Model):
         task = asyncio.create_task(solver.solve(problem, sample))
         while not task.done():
             meter = model.meter
-            status.update(f"[bold]{model.name}[/] is writing a proof… {meter.calls + meter.cached} calls, "
+            status.update(f"[bold]{literal(model.name)}[/] is writing a proof… {meter.calls + meter.cached} calls, "
                           f"{meter.usage.completion_tokens} tokens")
             await asyncio.wait([task], timeout=0.25)
     await model.aclose()
@@ -123,17 +135,19 @@ def serve(
     model: ModelOpt = "smollm2",
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     no_cache: NoCacheOpt = True,
 ) -> None:
     """Serve a model (the embedded one by default) over an OpenAI-compatible HTTP API."""
     from qednano.llm.server import serve as run_server
 
-    llm = open_model(model, open_cache(no_cache))
+    llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
     load = getattr(llm.backend, "load", None)  # in-process models load (and convert) before serving
     if load is not None:
-        with console.status(f"loading {llm.name}…"):
+        with console.status(f"loading {literal(llm.name)}…"):
             load()
-    console.print(f"serving [bold]{llm.name}[/] at http://{host}:{port}/v1 (Ctrl-C to stop)")
+    console.print(f"serving [bold]{literal(llm.name)}[/] at http://{host}:{port}/v1 (Ctrl-C to stop)")
     run_server(llm, host=host, port=port)
 
 
@@ -158,6 +172,9 @@ def eval_command(
     max_tokens: Annotated[int | None, typer.Option(help="Override the prover's max tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     concurrency: ConcurrencyOpt = 32,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -170,6 +187,7 @@ def eval_command(
             samples=samples, limit=limit, problem_ids=problem or [], scaffold=scaffold, concurrency=concurrency,
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
             sampling=sampling_options(temperature, max_tokens, seed),
+            max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
         )
         run_eval(config, out, open_cache(no_cache), console)
 
@@ -183,6 +201,9 @@ def grade(
     grader_samples: GraderSamplesOpt = 1,
     task: Annotated[str | None, typer.Option(help="proof or answer (default: from the file's columns).")] = None,
     concurrency: ConcurrencyOpt = 32,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -191,7 +212,8 @@ def grade(
 
     with user_errors():
         config = GradeConfig(file=str(file), graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
-                             concurrency=concurrency)
+                             concurrency=concurrency, max_failures=max_failures, timeout_s=timeout,
+                             idle_timeout_s=idle_timeout)
         run_grade_file(config, out, open_cache(no_cache), console)
 
 
@@ -204,6 +226,9 @@ def grader_bench(
     grader_samples: GraderSamplesOpt = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N responses.")] = None,
     concurrency: ConcurrencyOpt = 32,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -212,7 +237,8 @@ def grader_bench(
 
     with user_errors():
         config = GraderBenchConfig(data=data, graders=grader, variant=variant, aggregate=aggregate, grader_samples=grader_samples, limit=limit,
-                                   concurrency=concurrency)
+                                   concurrency=concurrency, max_failures=max_failures, timeout_s=timeout,
+                                   idle_timeout_s=idle_timeout)
         run_grader_bench(config, out, open_cache(no_cache), console)
 
 
@@ -273,7 +299,7 @@ def scaling(
             settings.append((label[index] if label else setting_label(manifest, path), records))
         table, plot = scaling_report(settings, out)
     console.print(Markdown(table.read_text()))
-    console.print(f"plot: [bold]{plot}[/]")
+    console.print(f"plot: [bold]{literal(plot)}[/]")
 
 
 def setting_label(manifest: dict, path: Path) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import Field
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from qednano.evaluate.imported import ImportedRow, read_generations, write_graded
 from qednano.grading.build import GradingConfig, Task, build_grader
@@ -25,6 +27,15 @@ from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
+from qednano.records.failures import (
+    FAILURE_HEADER,
+    RunFailed,
+    RunLimits,
+    check_outcome,
+    failure_rows,
+    summarize,
+    tally,
+)
 from qednano.records.pipeline import evaluate, evaluate_pairs
 from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
@@ -33,9 +44,10 @@ from qednano.records.store import SampleStore
 from qednano.reports.report import build_report, render_markdown, render_terminal
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.registry import load_scaffold
+from qednano.tables import rich_table
 
 
-class EvalConfig(GradingConfig):
+class EvalConfig(GradingConfig, RunLimits):
     """Everything that determines an evaluation run; stored in its manifest."""
 
     bench: str = Field(description="Benchmark short name, Hugging Face name, or file.")
@@ -105,20 +117,47 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     run_dir = Path(out or default_run_dir("eval", f"{config.bench}-{Path(config.model).stem}"))
     manifest_config = {**config.model_dump(mode="json"), "task": config.resolved_task(), "problems": len(problems)}
     check_resumable(run_dir, manifest_config)
-    prover = load_model(config.model, cache=cache)
+    prover = load_model(config.model, cache=cache, **config.call_limits())
     prover.defaults = config.sampling.merged_over(prover.defaults)  # command-line sampling wins
-    graders = [load_model(name, cache=cache) for name in config.graders]
+    graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
     grader = build_grader(config.resolved_task(), config, graders)
     if grader is None:
         console.print("[yellow]no --grader given: proofs are generated but not graded (grade them later with --grader)[/]")
     scaffold = eval_scaffold(config, prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
-    with Run(run_dir, "eval", manifest_config, models=[prover, *graders]) as run:
-        write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here
-        job = evaluate(problems, scaffold, grader, config.samples, store, concurrency=config.concurrency)
-        records = asyncio.run(closing([prover, *graders], job))
-    write_report(run.path, records, run.manifest("finished"), console)
+    run = Run(run_dir, "eval", manifest_config, models=[prover, *graders])
+    write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here
+    job = evaluate(problems, scaffold, grader, config.samples, store, config.concurrency, config.max_failures)
+    try:
+        records = run_job(run, store, job)
+    except RunFailed as stopped:
+        write_report(run.path, stopped.records, console)
+        raise
+    write_report(run.path, records, console)
     return run.path
+
+
+def run_job(run: Run, store: SampleStore, job) -> list[SampleRecord]:
+    """Await the pipeline `job` inside `run`, then close its models. A run stopped by its failures,
+    or one whose every sample failed, raises RunFailed (manifest status "failed") holding the
+    records in the store."""
+    try:
+        with run:
+            records = asyncio.run(closing(run.models, checkpointed(run, job)))
+            check_outcome(summarize(records))
+    except RunFailed as stopped:
+        stopped.records = list(store.read().values())
+        raise
+    return records
+
+
+async def checkpointed(run: Run, work):
+    """Await `work` while the run's manifest is rewritten now and then (see Run.checkpoints)."""
+    saving = asyncio.ensure_future(run.checkpoints())
+    try:
+        return await work
+    finally:
+        saving.cancel()
 
 
 async def closing(models: list[Model], work):
@@ -129,12 +168,17 @@ async def closing(models: list[Model], work):
         await asyncio.gather(*(model.aclose() for model in models))
 
 
-class GradeConfig(GradingConfig):
+class GradeWrittenConfig(GradingConfig, RunLimits):
+    """Grading of attempts written beforehand: who grades, how many at once, what is tolerated."""
+
+    concurrency: int = Field(32, ge=1)
+
+
+class GradeConfig(GradeWrittenConfig):
     """`qednano grade`: grade a file of existing generations (reference-harness format)."""
 
     file: str
     task: Task | None = None
-    concurrency: int = Field(32, ge=1)
 
 
 class Replay:
@@ -156,20 +200,18 @@ def file_task(rows: list[ImportedRow]) -> Task:
 
 
 def grade_written(
-    run: Run, written: list[tuple[Problem, Attempt]], task: Task, config: GradingConfig, concurrency: int, cache: CallCache | None
+    run: Run, written: list[tuple[Problem, Attempt]], task: Task, config: GradeWrittenConfig, cache: CallCache | None
 ) -> list[SampleRecord]:
     """Grade attempts written beforehand (a file's rows, human-rated responses) in `run`'s directory, resumably."""
     check_resumable(run.path, run.config)
-    graders = [load_model(name, cache=cache) for name in config.graders]
+    graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
     grader = build_grader(task, config, graders)
     work = [(problem, attempt.sample_index) for problem, attempt in written]
     replay = Replay([attempt for _, attempt in written])
     store = SampleStore(run.path / "samples.jsonl")
     run.models.extend(graders)
-    with run:
-        write_problems(run.path, list({problem.id: problem for problem, _ in written}.values()))
-        job = evaluate_pairs(work, replay, grader, store, concurrency=concurrency)
-        return asyncio.run(closing(graders, job))
+    write_problems(run.path, list({problem.id: problem for problem, _ in written}.values()))
+    return run_job(run, store, evaluate_pairs(work, replay, grader, store, config.concurrency, config.max_failures))
 
 
 def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
@@ -180,15 +222,35 @@ def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | Non
         raise ValueError("grading proofs needs a grader model: pass --grader NAME")
     manifest_config = {**config.model_dump(mode="json"), "task": task, "rows": len(rows), "bench": Path(config.file).name}
     run = Run(out or default_run_dir("grade", Path(config.file).stem), "grade", manifest_config)
-    records = grade_written(run, [(row.problem, row.attempt) for row in rows], task, config, config.concurrency, cache)
+    try:
+        records = grade_written(run, [(row.problem, row.attempt) for row in rows], task, config, cache)
+    except RunFailed as stopped:
+        write_report(run.path, stopped.records, console)
+        raise
     write_graded(run.path / "graded.jsonl", rows, records)
-    write_report(run.path, records, run.manifest("finished"), console)
+    write_report(run.path, records, console)
     return run.path
 
 
-def write_report(run_dir: Path, records: list[SampleRecord], manifest: dict, console: Console) -> None:
-    report = build_report(records, manifest)
+def write_report(run_dir: Path, records: list[SampleRecord], console: Console) -> None:
+    """report.json and report.md beside the run's manifest; printed, ending with its failures."""
+    report = build_report(records, read_manifest(run_dir) or {})
     (run_dir / "report.json").write_text(report.model_dump_json(indent=2))
     (run_dir / "report.md").write_text(render_markdown(report))
     render_terminal(report, console)
-    console.print(f"run directory: [bold]{run_dir}[/]")
+    print_failure_line(records, console)
+    console.print(f"run directory: [bold]{escape(str(run_dir))}[/]")
+
+
+def print_failures(records: list[SampleRecord], console: Console) -> None:
+    """The failures table and line, for commands whose report does not already hold the table."""
+    summary = summarize(records)
+    if summary.failed:
+        rich_table("failures", FAILURE_HEADER, failure_rows(summary), console)
+    print_failure_line(records, console)
+
+
+def print_failure_line(records: list[SampleRecord], console: Console) -> None:
+    summary = summarize(records)
+    if summary.failed:
+        console.print(Text(tally(summary), style="bold yellow"))

@@ -14,23 +14,23 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 from rich.console import Console
+from rich.markup import escape
 
-from qednano.evaluate.commands import grade_written
+from qednano.evaluate.commands import GradeWrittenConfig, grade_written, print_failures
 from qednano.evaluate.imported import response_attempt
 from qednano.grading.agreement import agreement, render_markdown, render_terminal
-from qednano.grading.build import GradingConfig
 from qednano.llm.cache import CallCache
 from qednano.problems.loaders import load_rated_responses
 from qednano.problems.record import Problem
+from qednano.records.failures import RunFailed
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
 
 
-class GraderBenchConfig(GradingConfig):
+class GraderBenchConfig(GradeWrittenConfig):
     data: str = Field(description="IMO-GradingBench CSV, or a rated-proof dataset (name or file).")
     graders: list[str] = Field(min_length=1, description="Grader models; several form a panel.")
     limit: int | None = Field(None, ge=1, description="Only the first N responses.")
-    concurrency: int = Field(32, ge=1)
 
 
 class Rated(BaseModel):
@@ -59,7 +59,11 @@ def run_grader_bench(config: GraderBenchConfig, out: Path | None, cache: CallCac
     manifest_config = {**config.model_dump(mode="json"), "responses": len(rows)}
     run = Run(out or default_run_dir("grader-bench", Path(config.data).stem), "grader-bench", manifest_config)
     written = [(row.problem, response_attempt(row.problem, row.sample_index, row.response, scaffold="human-rated")) for row in rows]
-    records = grade_written(run, written, "proof", config, config.concurrency, cache)
+    try:
+        records = grade_written(run, written, "proof", config, cache)
+    except RunFailed as stopped:
+        print_failures(stopped.records, console)
+        raise
     write_agreement(run.path, rows, records, console)
     return run.path
 
@@ -75,4 +79,5 @@ def write_agreement(run_dir: Path, rows: list[Rated], records: list[SampleRecord
             line = {"problem_id": row.problem.id, "index": row.sample_index, "human": row.human, "grader": record.score, "status": status}
             handle.write(json.dumps(line) + "\n")
     render_terminal(report, console)
-    console.print(f"run directory: [bold]{run_dir}[/]")
+    print_failures(records, console)
+    console.print(f"run directory: [bold]{escape(str(run_dir))}[/]")

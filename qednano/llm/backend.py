@@ -14,6 +14,10 @@ class Backend(Protocol):
     served model, server addresses); it is part of the cache key. `complete` never raises for a
     failed call: it returns `Completion.failure(...)` so the failure can be recorded.
     `sampling.n` is always 1 here; the `Model` wrapper fans out samples.
+
+    A backend that can also continue raw text, with no chat template, adds
+    `async def complete_text(self, prompt: str, sampling: Sampling) -> Completion`; the server's
+    /v1/completions endpoint uses it when it is there.
     """
 
     identity: str

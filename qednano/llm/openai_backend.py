@@ -4,11 +4,18 @@ Calls go through the official `openai` SDK on its aiohttp transport (on loopback
 ~740 req/s against ~400 for the default one, see NOTES.md). The SDK's own retries are off:
 this module owns the retry policy, so there is exactly one and it is tested.
 
+- Responses are streamed (with `stream_options.include_usage`, so tokens are still counted).
+  Two clocks run per attempt: the idle timeout (no chunk for `idle_timeout_s`: a hung
+  connection, retried) and the total timeout (`timeout_s`, for the whole answer; a 49k-token
+  proof can legitimately stream for most of an hour). A server that answers a stream request
+  with one JSON body is read as well.
+
 - Several base URLs are load-balanced: each call goes to the endpoint with the fewest calls in
   flight; an endpoint that just failed is benched (tried after the others) for a growing while.
 - One semaphore bounds the requests in flight over all endpoints.
 - Transient failures (429, 5xx, timeouts, dropped connections, malformed bodies) are retried
-  with exponential backoff and full jitter, waiting at least the server's Retry-After (capped).
+  with exponential backoff and full jitter, waiting at least the server's Retry-After (capped);
+  so are errors reported inside a stream, streams cut off mid-answer and timeouts.
   Anything else (bad request, auth, context length) fails at once. The last failure is returned
   as `Completion.failure(...)`; nothing raises and no empty answer passes for a success.
 - The API key is scrubbed from every error message: some proxies echo request headers.
@@ -17,7 +24,6 @@ this module owns the retry policy, so there is exactly one and it is tested.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -26,31 +32,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx2
 import openai
 
-from qednano.llm.types import Completion, FinishReason, Messages, Sampling, Usage, split_reasoning
+from qednano.llm.openai_stream import CONTEXT_LENGTH, Failure, StreamReader, parse_completion
+from qednano.llm.types import Completion, Messages, Sampling
 
 if TYPE_CHECKING:
     from qednano.llm.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-# vLLM: "maximum context length is 4096 tokens" (older) / "maximum model length of 4096" (V1);
-# OpenAI: code context_length_exceeded, "exceeds the context window"; SGLang: "context length".
-CONTEXT_LENGTH = re.compile(r"context.length|context window|maximum model length|max_model_len", re.IGNORECASE)
 BEARER = re.compile(r"Bearer\s+\S+")
-FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
 ERROR_TEXT_LIMIT = 500  # characters of a server's error body worth keeping (HTML pages are long)
-
-
-@dataclass
-class Failure:
-    """Why one attempt failed, and whether another attempt could succeed."""
-
-    kind: str
-    message: str
-    retryable: bool
-    retry_after_s: float | None = None
 
 
 @dataclass
@@ -79,7 +73,8 @@ class OpenAIBackend:
         api_key: str | None = None,
         identity: str | None = None,
         max_concurrency: int = 64,
-        timeout_s: float = 600.0,
+        timeout_s: float = 3600.0,
+        idle_timeout_s: float = 120.0,
         max_retries: int = 6,
         reasoning_model: bool = False,
         backoff_base_s: float = 1.0,
@@ -93,6 +88,7 @@ class OpenAIBackend:
         self.identity = identity or "|".join(["openai", model, *sorted(base_urls)])  # as ModelSpec.cache_identity
         self.api_key = api_key
         self.timeout_s = timeout_s
+        self.idle_timeout_s = idle_timeout_s
         self.max_retries = max_retries
         self.reasoning_model = reasoning_model
         self.backoff_base_s = backoff_base_s
@@ -125,6 +121,7 @@ class OpenAIBackend:
             identity=spec.cache_identity(),
             max_concurrency=spec.max_concurrency,
             timeout_s=spec.timeout_s,
+            idle_timeout_s=spec.idle_timeout_s,
             max_retries=spec.max_retries,
             reasoning_model=spec.reasoning_model,
         )
@@ -164,7 +161,8 @@ class OpenAIBackend:
 
     def request_args(self, messages: Messages, sampling: Sampling) -> dict:
         """Keyword arguments of `chat.completions.create`; unset settings are left out."""
-        args: dict = {"model": self.model, "messages": messages}
+        args: dict = {"model": self.model, "messages": messages, "stream": True,
+                      "stream_options": {"include_usage": True}}
         optional = {"temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
                     "reasoning_effort": sampling.reasoning_effort, "stop": list(sampling.stop) or None}
         args.update({name: value for name, value in optional.items() if value is not None})
@@ -194,18 +192,39 @@ class OpenAIBackend:
         return best
 
     async def _attempt(self, endpoint: Endpoint, request: dict) -> Completion | Failure:
+        clocks = Clocks(self.timeout_s, self.idle_timeout_s)
         try:
-            raw = await endpoint.client.chat.completions.with_raw_response.create(**request)
+            async with asyncio.timeout(clocks.deadline()) as timer:
+                outcome = await self._read(endpoint, request, lambda: timer.reschedule(clocks.deadline()))
+        except TimeoutError:
+            outcome = Failure("timeout", clocks.expired(), retryable=True)
         except openai.APIStatusError as err:
             return status_failure(endpoint.url, err)
         except openai.APIConnectionError as err:  # APITimeoutError is a subclass
             return connection_failure(endpoint.url, err, self.timeout_s)
-        # Parsed by hand, not by the SDK: it raises bare JSON errors on bad bodies and hides the
-        # `reasoning_content` / `reasoning` fields that vLLM and OpenRouter add.
-        outcome = parse_completion(self.model, raw.http_response.content)
         if isinstance(outcome, Failure):
             outcome.message = f"{endpoint.url}: {outcome.message}"
         return outcome
+
+    async def _read(self, endpoint: Endpoint, request: dict, heard) -> Completion | Failure:
+        """One streamed answer; `heard()` restarts the idle clock whenever a line arrives."""
+        async with endpoint.client.chat.completions.with_streaming_response.create(**request) as response:
+            heard()
+            http = response.http_response
+            reader = StreamReader(self.model)
+            try:
+                if "text/event-stream" not in http.headers.get("content-type", ""):
+                    return parse_completion(self.model, await http.aread())  # a server that did not stream
+                async for line in http.aiter_lines():
+                    heard()
+                    if failure := reader.feed_line(line):
+                        return failure
+                    if reader.done:
+                        break
+            except httpx2.RequestError as err:  # the SDK wraps transport errors only in what it reads itself
+                return Failure("connection", f"the connection dropped mid-answer ({type(err).__name__}: {err})",
+                               retryable=True)
+            return reader.result()
 
     async def aclose(self) -> None:
         for endpoint in self.endpoints:
@@ -240,6 +259,23 @@ def retry_after(headers) -> float | None:
     return None
 
 
+class Clocks:
+    """The idle and total deadlines of one attempt, on the event loop's clock."""
+
+    def __init__(self, total_s: float, idle_s: float):
+        self.total_s, self.idle_s = total_s, idle_s
+        self.ends = asyncio.get_running_loop().time() + total_s
+
+    def deadline(self) -> float:
+        """When the attempt times out unless another chunk arrives first."""
+        return min(self.ends, asyncio.get_running_loop().time() + self.idle_s)
+
+    def expired(self) -> str:
+        if asyncio.get_running_loop().time() >= self.ends - 1e-3:
+            return f"no complete answer within the total timeout of {self.total_s:g} s"
+        return f"nothing received for {self.idle_s:g} s (the idle timeout): a hung connection or server"
+
+
 def connection_failure(url: str, err: openai.APIConnectionError, timeout_s: float) -> Failure:
     chain = []
     cause: BaseException | None = err
@@ -256,39 +292,4 @@ def connection_failure(url: str, err: openai.APIConnectionError, timeout_s: floa
         f"{url}: connection failed ({type(root).__name__}: {root}); check that the server is running "
         "and that the URL is right (it usually ends in /v1)",
         retryable=True,
-    )
-
-
-def parse_completion(model: str, raw: bytes) -> Completion | Failure:
-    """A Completion from a chat.completions JSON body, or a retryable `malformed` failure."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return Failure("malformed", f"response is not JSON: {raw[:200]!r}", retryable=True)
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
-        return Failure("malformed", f"response has no choices[0].message: {raw[:200]!r}", retryable=True)
-    message, finish = choices[0]["message"], FINISH.get(choices[0].get("finish_reason"), "other")
-    content = (message.get("content") or "").strip()
-    reasoning = (message.get("reasoning_content") or message.get("reasoning") or "").strip()
-    if reasoning:
-        # The server split the thinking off; with no answer and a length stop it never ended.
-        closed = bool(content) or finish != "length"
-    else:
-        reasoning, content, closed = split_reasoning(content)
-    if not content and not reasoning and finish != "length":
-        return Failure("empty", "the model returned no text", retryable=False)
-    usage = body.get("usage") or {}
-    details = usage.get("completion_tokens_details") or {}
-    return Completion(
-        model=model,
-        content=content,
-        reasoning=reasoning,
-        reasoning_closed=closed,
-        finish_reason=finish,
-        usage=Usage(
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
-            reasoning_tokens=details.get("reasoning_tokens") or 0,
-        ),
     )

@@ -112,5 +112,8 @@ def build_model(spec: ModelSpec, cache: CallCache | None = None) -> Model:
     return Model(spec.name, backend, defaults=spec.sampling, prices=spec.prices, cache=cache)
 
 
-def load_model(text: str, cache: CallCache | None = None) -> Model:
-    return build_model(resolve_spec(text), cache=cache)
+def load_model(
+    text: str, cache: CallCache | None = None, timeout_s: float | None = None, idle_timeout_s: float | None = None
+) -> Model:
+    """The model `text` names; call timeouts given here (from the command line) override its file's."""
+    return build_model(resolve_spec(text).with_limits(timeout_s, idle_timeout_s), cache=cache)

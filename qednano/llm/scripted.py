@@ -2,7 +2,8 @@
 
 It is a real backend (registered as `backend: scripted`), so whole pipelines run offline
 against it. Token counts are whitespace word counts. A reply function may return a
-`Completion` itself to script failures, truncations or reasoning.
+`Completion` itself to script failures, truncations or reasoning. It also continues plain text
+(`complete_text`, the server's /v1/completions), which the Backend protocol leaves optional.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class ScriptedBackend:
             finish_reason="stop" if closed else "length",
             usage=usage,
         )
+
+    async def complete_text(self, prompt: str, sampling: Sampling) -> Completion:
+        """A plain continuation: the reply function sees the prompt as one message of role "text"."""
+        return await self.complete([{"role": "text", "content": prompt}], sampling)
 
     async def aclose(self) -> None:
         return None

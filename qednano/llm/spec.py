@@ -32,7 +32,10 @@ class ModelSpec(BaseModel):
     sampling: Sampling = Field(default_factory=Sampling)
     prices: Prices = Field(default_factory=Prices)
     max_concurrency: int = Field(64, gt=0, description="Calls in flight at once, over all endpoints.")
-    timeout_s: float = Field(600.0, gt=0, description="Per-request timeout.")
+    timeout_s: float = Field(3600.0, gt=0, description="Total seconds one HTTP call may take (a long proof can "
+                             "legitimately stream for most of an hour).")
+    idle_timeout_s: float = Field(120.0, gt=0, description="Seconds without a streamed token (or the first one) "
+                                  "before a call counts as hung and is retried.")
     max_retries: int = Field(6, ge=0, description="Retries of transient failures before recording one.")
     reasoning_model: bool = Field(False, description="Send max_completion_tokens (OpenAI reasoning models).")
     identity: str | None = Field(None, description="Cache identity; defaults to backend + model + URLs.")
@@ -48,6 +51,11 @@ class ModelSpec(BaseModel):
         if precision is not None and backend != "embedded":
             raise ValueError(f"precision applies to embedded models only, not to backend {backend!r}")
         return precision
+
+    def with_limits(self, timeout_s: float | None = None, idle_timeout_s: float | None = None) -> ModelSpec:
+        """This spec with the given call timeouts (None keeps the file's)."""
+        given = {"timeout_s": timeout_s, "idle_timeout_s": idle_timeout_s}
+        return self.model_copy(update={k: v for k, v in given.items() if v is not None})
 
     def cache_identity(self) -> str:
         if self.identity:

@@ -5,6 +5,9 @@ appended to `samples.jsonl` at once, then the grader grades it and the graded re
 appended. On resume, finished samples are skipped, attempts whose generation failed are
 redone, and attempts still ungraded are (re)graded. Model calls are cached too, so redone work
 that had already reached the model costs nothing.
+
+Once more samples fail than `max_failures` tolerates (see records/failures.py), the work still
+running is cancelled and `RunFailed` is raised: what was done stays in the store.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from qednano.grading.record import ProofGrader
 from qednano.problems.record import Problem
+from qednano.records.failures import RunFailed, allowance, commonest, sample_failure, summarize
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
 from qednano.scaffolds.base import Scaffold
@@ -48,10 +52,11 @@ async def evaluate(
     samples: int,
     store: SampleStore,
     concurrency: int = 32,
+    max_failures: float | None = None,
 ) -> list[SampleRecord]:
     """Run every (problem, sample) to a graded record; returns records in problem order."""
     work = [(problem, index) for problem in problems for index in range(samples)]
-    return await evaluate_pairs(work, scaffold, grader, store, concurrency)
+    return await evaluate_pairs(work, scaffold, grader, store, concurrency, max_failures)
 
 
 async def evaluate_pairs(
@@ -60,9 +65,12 @@ async def evaluate_pairs(
     grader: ProofGrader | None,
     store: SampleStore,
     concurrency: int = 32,
+    max_failures: float | None = None,
 ) -> list[SampleRecord]:
     """`evaluate` over explicit (problem, sample index) pairs, in their order."""
     previous = store.read()
+    tolerated = len(work) if max_failures is None else allowance(max_failures, len(work))  # None: no limit
+    failed: list[SampleRecord] = []
     bar = progress_bar()
     generated = bar.add_task("generate", total=len(work))
     graded = bar.add_task("grade", total=len(work) if grader else 0, visible=grader is not None)
@@ -70,6 +78,8 @@ async def evaluate_pairs(
 
     async def run_one(problem: Problem, index: int) -> SampleRecord:
         async with gate:
+            if len(failed) > tolerated:
+                raise asyncio.CancelledError  # the run is stopping: start nothing new
             record = previous.get((problem.id, index))
             if needs_generation(record):
                 attempt = await scaffold.solve(problem, index)
@@ -82,12 +92,28 @@ async def evaluate_pairs(
                 store.append(record)
             if grader is not None:
                 bar.advance(graded)
+            if sample_failure(record) is not None:
+                failed.append(record)
+                if len(failed) > tolerated:
+                    summary = summarize(failed)
+                    raise RunFailed(f"stopped early: {len(failed)} samples failed, more than --max-failures "
+                                    f"tolerates ({tolerated} of {len(work)}); {commonest(summary)}", summary)
             return record
 
     with bar:
-        records = list(await asyncio.gather(*(run_one(p, i) for p, i in work)))
+        records = await run_all([run_one(p, i) for p, i in work])
     wanted = {r.key for r in records}
     leftovers = [r for key, r in previous.items() if key not in wanted]
     store.compact(records + leftovers)
     return records
 
+
+async def run_all(jobs: list) -> list[SampleRecord]:
+    """Await every job, in order; the first exception cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

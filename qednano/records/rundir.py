@@ -13,6 +13,7 @@ anywhere in what we write.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import re
@@ -75,13 +76,30 @@ class Run:
         return self.path / "manifest.json"
 
     def totals(self) -> dict[str, Any]:
+        """This invocation's calls, tokens and cost, per model and in all."""
         per_model = {m.name: m.meter.as_dict() for m in self.models}
         cost = sum(m.meter.cost_usd for m in self.models)
         tokens = sum(m.meter.usage.prompt_tokens + m.meter.usage.completion_tokens for m in self.models)
         return {"models": per_model, "tokens": tokens, "cost_usd": round(cost, 6)}
 
+    def invocation(self, status: str) -> dict[str, Any]:
+        """This invocation's own record: when, how it ended, and what it spent."""
+        return {
+            "argv": sys.argv,
+            "status": status,
+            "started": self.started,
+            "ended": None if status == "running" else now(),
+            "wall_s": round(time.monotonic() - self._t0, 3),
+            "git_revision": git_revision(),
+            "host": platform.node(),
+            "totals": self.totals(),
+        }
+
     def manifest(self, status: str) -> dict[str, Any]:
-        resumes = self.previous.get("resumes", -1) + 1  # 0 for a fresh run
+        """The whole run: its totals and wall time are sums over every invocation (a resumed run
+        says what it cost in all), and `invocations` keeps each one's own figures."""
+        invocations = [*earlier_invocations(self.previous), self.invocation(status)]
+        latest = invocations[-1]
         return redact({
             "command": self.command,
             "argv": sys.argv,
@@ -89,14 +107,22 @@ class Run:
             "status": status,
             "started": self.started,
             "first_started": self.previous.get("first_started", self.started),
-            "ended": None if status == "running" else now(),
-            "wall_s": round(time.monotonic() - self._t0, 3),
-            "resumes": resumes,
+            "ended": latest["ended"],
+            "wall_s": round(sum(i["wall_s"] for i in invocations), 3),
+            "resumes": len(invocations) - 1,
             "versions": package_versions(),
-            "git_revision": git_revision(),
-            "host": platform.node(),
-            "totals": self.totals(),
+            "git_revision": latest["git_revision"],
+            "host": latest["host"],
+            "totals": add_totals([i["totals"] for i in invocations]),
+            "invocations": invocations,
         })
+
+    async def checkpoints(self, every_s: float = 30.0) -> None:
+        """Rewrite the manifest every `every_s` seconds until cancelled, so an invocation that is
+        killed still leaves what it had spent for the next one to add up."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.write("running")
 
     def write(self, status: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -115,6 +141,33 @@ class Run:
             self.write("interrupted")
         else:
             self.write("failed")
+
+
+def earlier_invocations(previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invocations recorded in an earlier manifest (one made before they were kept counts as one)."""
+    if not previous:
+        return []
+    if "invocations" in previous:
+        return list(previous["invocations"])
+    keep = ("argv", "status", "started", "ended", "wall_s", "git_revision", "host", "totals")
+    return [{key: previous.get(key) for key in keep} | {"wall_s": previous.get("wall_s") or 0.0,
+                                                        "totals": previous.get("totals") or {}}]
+
+
+def add_totals(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals summed over invocations, per model and figure by figure."""
+    per_model: dict[str, dict[str, float]] = {}
+    for part in parts:
+        for name, figures in (part.get("models") or {}).items():
+            into = per_model.setdefault(name, {})
+            for key, value in figures.items():
+                into[key] = into.get(key, 0) + value
+    for figures in per_model.values():
+        if "cost_usd" in figures:
+            figures["cost_usd"] = round(figures["cost_usd"], 6)
+    tokens = sum(part.get("tokens", 0) for part in parts)
+    cost = sum(part.get("cost_usd", 0.0) for part in parts)
+    return {"models": per_model, "tokens": tokens, "cost_usd": round(cost, 6)}
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:

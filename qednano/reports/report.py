@@ -21,6 +21,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from qednano.records.failures import FAILURE_HEADER, FailureSummary, failure_rows, summarize
 from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
 from qednano.tables import markdown_table, number, rich_table
@@ -92,9 +93,7 @@ class Report(BaseModel):
     counts: Counts = Field(default_factory=Counts)
     tokens: Tokens = Field(default_factory=Tokens)
     cost: Costs = Field(default_factory=Costs)
-
-
-# ---- reading a run directory ----------------------------------------------------------------
+    failures: FailureSummary = Field(default_factory=FailureSummary)  # failed samples by stage and kind
 
 
 # ---- building the report --------------------------------------------------------------------
@@ -164,6 +163,7 @@ def build_report(
             grading_usd=sum(record.grade.cost_usd for record in records if record.grade is not None),
         ),
         breakdown=breakdowns(records, scores),
+        failures=summarize(records),
     )
     if not means:
         return report
@@ -327,6 +327,8 @@ def render_terminal(report: Report, console: Console | None = None) -> Group:
         if not groups:
             continue  # nothing scored yet
         tables.append(rich_table(f"by {field}", (field, *BREAKDOWN_HEADER), breakdown_rows(groups, report.max_score)))
+    if report.failures.failed:
+        tables.append(rich_table("failures", FAILURE_HEADER, failure_rows(report.failures)))
     group = Group(*tables)
     if console is not None:
         console.print(group)
@@ -349,4 +351,6 @@ def render_markdown(report: Report) -> str:
         if not groups:
             continue
         parts += [f"## By {field}", markdown_table((field, *BREAKDOWN_HEADER), breakdown_rows(groups, report.max_score))]
+    if report.failures.failed:
+        parts += ["## Failures", markdown_table(FAILURE_HEADER, failure_rows(report.failures))]
     return "\n\n".join(parts) + "\n"

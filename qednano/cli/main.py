@@ -25,6 +25,7 @@ from qednano.cli.common import (
     MaxFailuresOpt,
     ModelOpt,
     NoCacheOpt,
+    PromptsOpt,
     RunDirOpt,
     ScaffoldOpt,
     SetOpt,
@@ -74,6 +75,7 @@ def solve(
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
     turns: TurnsOpt = None,
+    prompts: PromptsOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Override the model's temperature.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Override the model's max tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -93,7 +95,7 @@ def solve(
     llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
     sampling = sampling_options(temperature, max_tokens, seed)
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
-    overrides = parse_overrides(set_, turns=turns)
+    overrides = parse_overrides(set_, turns=turns, prompts=None if prompts is None else str(prompts))
     with user_errors():
         solver = load_scaffold(scaffold, llm, overrides)
     config = {"problem": statement, "model": model, "scaffold": scaffold, "scaffold_params": overrides,
@@ -168,6 +170,7 @@ def eval_command(
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
     turns: TurnsOpt = None,
+    prompts: PromptsOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Override the prover's temperature.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Override the prover's max tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -186,6 +189,7 @@ def eval_command(
             bench=bench, model=model, graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
             samples=samples, limit=limit, problem_ids=problem or [], scaffold=scaffold, concurrency=concurrency,
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
+            prompts=None if prompts is None else str(prompts),
             sampling=sampling_options(temperature, max_tokens, seed),
             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
         )

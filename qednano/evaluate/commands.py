@@ -58,6 +58,7 @@ class EvalConfig(GradingConfig, RunLimits):
     problem_ids: list[str] = Field(default_factory=list, description="Evaluate only these problems.")
     scaffold: str = Field("direct", description="Scaffold name or YAML file.")
     scaffold_params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the scaffold's params.")
+    prompts: str | None = Field(None, description="Folder of replacement prompt files (NAME.txt) for the scaffold.")
     sampling: Sampling = Field(default_factory=Sampling)
     concurrency: int = Field(32, ge=1)
     split: str | None = None
@@ -81,16 +82,18 @@ def select_problems(config: EvalConfig) -> list[Problem]:
 
 
 def eval_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
-    params = dict(config.scaffold_params)
-    if config.scaffold == "direct" and config.resolved_task() == "answer":
-        params.setdefault("prompt", "answer")  # ask for a boxed answer, whatever other params are set
+    """The scaffold of an eval, in the benchmark's task: on answer benchmarks every scaffold asks
+    for (and aggregates, compares, verifies) boxed final answers, which the answer checker reads."""
+    params = {**config.scaffold_params, "task": config.resolved_task()}
+    if config.prompts is not None:
+        params["prompts"] = config.prompts  # the command line's folder wins over a config file's
     roles = {"grader": grader} if grader is not None else {}
     return load_scaffold(config.scaffold, prover, params, **roles)
 
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "sampling",
+    "prompts", "sampling",
 )
 
 

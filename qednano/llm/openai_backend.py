@@ -169,9 +169,15 @@ class OpenAIBackend:
         if sampling.max_tokens is not None:
             # OpenAI's reasoning models refuse max_tokens; vLLM and SGLang accept both names.
             args["max_completion_tokens" if self.reasoning_model else "max_tokens"] = sampling.max_tokens
+        extra: dict = {}
         if sampling.top_k is not None:
             # Not an OpenAI parameter: vLLM and SGLang read it from the top level of the body.
-            args["extra_body"] = {"top_k": sampling.top_k}
+            extra["top_k"] = sampling.top_k
+        if sampling.thinking is not None:
+            # vLLM and SGLang pass these to the chat template (Qwen3's switch is enable_thinking).
+            extra["chat_template_kwargs"] = {"enable_thinking": sampling.thinking}
+        if extra:
+            args["extra_body"] = extra
         return args
 
     def backoff_delay(self, attempts: int, retry_after_s: float | None) -> float:

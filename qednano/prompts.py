@@ -15,6 +15,7 @@ file and the placeholder. Prompts the folder does not hold keep the shipped word
 
 from __future__ import annotations
 
+import hashlib
 import string
 from functools import cache
 from pathlib import Path
@@ -119,6 +120,10 @@ class Prompts:
         self.folder = None if folder is None else Path(folder)
         self.variant = variant
         self.replaced = {} if self.folder is None else read_folder(self.folder)
+
+    def fingerprint(self) -> dict[str, str]:
+        """The replaced prompts' content hashes, by name: a run's manifest records its wording."""
+        return {name: hashlib.sha256(text.encode()).hexdigest()[:16] for name, text in sorted(self.replaced.items())}
 
     def name(self, name: str) -> str:
         twin = f"{name}_{self.variant}"

@@ -27,6 +27,7 @@ from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
+from qednano.prompts import Prompts
 from qednano.records.failures import (
     FAILURE_HEADER,
     RunFailed,
@@ -93,7 +94,7 @@ def eval_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None)
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "prompts", "sampling",
+    "prompts", "prompt_files", "sampling",
 )
 
 
@@ -119,6 +120,8 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     problems = select_problems(config)
     run_dir = Path(out or default_run_dir("eval", f"{config.bench}-{Path(config.model).stem}"))
     manifest_config = {**config.model_dump(mode="json"), "task": config.resolved_task(), "problems": len(problems)}
+    if config.prompts is not None:  # the wording itself, so that a resume cannot mix two
+        manifest_config["prompt_files"] = Prompts(config.prompts).fingerprint()
     check_resumable(run_dir, manifest_config)
     prover = load_model(config.model, cache=cache, **config.call_limits())
     prover.defaults = config.sampling.merged_over(prover.defaults)  # command-line sampling wins

@@ -107,8 +107,8 @@ def test_a_config_files_folder_is_read_from_beside_the_file(tmp_path):
 def test_eval_passes_its_folder_and_task_to_the_scaffold(tmp_path):
     mine = folder(tmp_path, solve_answer="MINE {problem}")
     m, _ = recording()
-    config = EvalConfig(bench="x.jsonl", model="m", task="answer", scaffold="rsa", prompts=str(mine))
-    rsa = eval_scaffold(config, m, None)
+    config = EvalConfig(bench="x.jsonl", model="m", scaffold="rsa", prompts=str(mine))
+    rsa = eval_scaffold(config, "answer", m, None)
     assert rsa.prompts.folder == mine and rsa.generator.prompts.folder == mine
     assert rsa.config.task == rsa.generator.config.task == "answer"
     assert rsa.generator.prompts.text("solve") == "MINE {problem}"

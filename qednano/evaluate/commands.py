@@ -82,10 +82,10 @@ def select_problems(config: EvalConfig) -> list[Problem]:
     return [p for p in problems if p.id in wanted]
 
 
-def eval_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
+def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGrader | None) -> Scaffold:
     """The scaffold of an eval, in the benchmark's task: on answer benchmarks every scaffold asks
     for (and aggregates, compares, verifies) boxed final answers, which the answer checker reads."""
-    params = {**config.scaffold_params, "task": config.resolved_task()}
+    params = {**config.scaffold_params, "task": task}
     if config.prompts is not None:
         params["prompts"] = config.prompts  # the command line's folder wins over a config file's
     roles = {"grader": grader} if grader is not None else {}
@@ -129,7 +129,7 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     grader = build_grader(config.resolved_task(), config, graders)
     if grader is None:
         console.print("[yellow]no --grader given: proofs are generated but not graded (grade them later with --grader)[/]")
-    scaffold = eval_scaffold(config, prover, grader)
+    scaffold = eval_scaffold(config, config.resolved_task(), prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     run = Run(run_dir, "eval", manifest_config, models=[prover, *graders])
     write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here

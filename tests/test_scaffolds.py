@@ -37,6 +37,7 @@ from qednano.scaffolds.rsa import RSA, RSAConfig, draw_subsets
 from qednano.scaffolds.self_check import SelfCheck, SelfCheckConfig
 from qednano.scaffolds.tournament import BestOfN, BestOfNConfig, knockout, parse_winner
 from qednano.scaffolds.verify_refine import VerifyRefine, VerifyRefineConfig, read_verification
+from qednano.viewer.traces import stages
 
 PROBLEM = Problem(id="toy-1", statement="Prove that STATEMENT-XYZ holds for every n.")
 NO_SUMMARY = shipped_text("rc_no_summary").strip()
@@ -224,6 +225,9 @@ async def test_rc_empty_summary_keeps_the_last_summary_and_says_so_on_the_trace(
     empty = attempt.steps[3]
     assert empty.role == "summarize" and "empty summary" in empty.note and "finish_reason length" in empty.note
     assert attempt.steps[1].note is None
+    # the viewer shows the note in place of "handed on"
+    notes = [call.note for stage in stages(attempt) for call in stage.calls if call.step.role == "summarize"]
+    assert notes == ["summary handed on to turn 2", empty.note]
 
 
 async def test_rc_unclosed_last_turn_is_no_proof():

@@ -79,6 +79,9 @@ async def test_a_replacement_may_leave_out_the_optional_helper_text(tmp_path):
         ({"compare": "{problem} {proof_a} {proof_b} a } alone"}, "compare.txt: Single '}'"),
         ({"refine": "{problem} {proof} {report} {}"}, "refine.txt: empty placeholder {}"),
         ({"sovle": "{problem}"}, "sovle.txt: not a prompt qednano uses"),
+        # a verifier or judge must be asked for the verdict line the scaffold reads
+        ({"verify": "{problem} {proof} Score it in a box."}, "verify.txt: placeholder {verdict} is missing"),
+        ({"compare_answer": "{problem} {proof_a} {proof_b}"}, "compare_answer.txt: placeholder {winner} is missing"),
     ],
 )
 def test_bad_replacements_name_the_file_and_the_placeholder(tmp_path, files, message):

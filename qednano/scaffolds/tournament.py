@@ -46,6 +46,7 @@ def compare_messages(problem: Problem, proof_a: str, proof_b: str, prompts: Prom
         untrusted=untrusted_note(),
         proof_a=proof_block(proof_a, "A"),
         proof_b=proof_block(proof_b, "B"),
+        winner=prompts.text("winner_line").strip(),  # as {verdict} in verify: the form parse_winner reads
     )
     return [{"role": "user", "content": text}]
 

@@ -41,7 +41,15 @@ def read_verification(content: str) -> float | None:
 
 
 def verify_messages(problem: Problem, proof: str, prompts: Prompts = SHIPPED) -> list[dict[str, str]]:
-    text = prompts.fill("verify", problem=problem.statement, untrusted=untrusted_note(), proof=proof_block(proof))
+    # The verdict line's form is filled in from its own file, so a replacement prompt must keep
+    # the {verdict} placeholder and cannot silently ask for a verdict in a form nobody reads.
+    text = prompts.fill(
+        "verify",
+        problem=problem.statement,
+        untrusted=untrusted_note(),
+        proof=proof_block(proof),
+        verdict=prompts.text("verdict_line").strip(),
+    )
     return [{"role": "user", "content": text}]
 
 

@@ -69,20 +69,26 @@ def fill(template: str, /, **values: object) -> str:
     return template.format_map(values)
 
 
+def needs(name: str) -> tuple[set[str], set[str]]:
+    """(placeholders a replacement of prompt `name` must use, those it may leave out)."""
+    known = placeholders(shipped_text(name))
+    return known - OPTIONAL, known & OPTIONAL
+
+
 def _braces(names: set[str]) -> str:
     return ", ".join(f"{{{n}}}" for n in sorted(names)) or "none"
 
 
-def check_replacement(path: Path, text: str, original: str) -> None:
-    """Raise PromptError unless `text` can stand in for the shipped prompt `original`."""
+def check_replacement(path: Path, text: str, name: str) -> None:
+    """Raise PromptError unless `text` can stand in for the shipped prompt `name`."""
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
     except ValueError as err:
         raise PromptError(f"{path}: {err}; write literal braces doubled, as {{{{ and }}}}") from err
     if "" in fields:
         raise PromptError(f"{path}: empty placeholder {{}}; write literal braces doubled, as {{{{ and }}}}")
-    have, known = set(fields), placeholders(original)
-    needed = known - OPTIONAL
+    needed, optional = needs(name)
+    have, known = set(fields), needed | optional
     if unknown := sorted(have - known):
         raise PromptError(
             f"{path}: unknown placeholder {{{unknown[0]}}}; this prompt takes {_braces(known)} "
@@ -104,7 +110,7 @@ def read_folder(folder: Path) -> dict[str, str]:
         if path.stem not in shipped():
             raise PromptError(f"{path}: not a prompt qednano uses; prompt names are {', '.join(shipped())}")
         text = path.read_text()
-        check_replacement(path, text, shipped_text(path.stem))
+        check_replacement(path, text, path.stem)
         texts[path.stem] = text
     return texts
 

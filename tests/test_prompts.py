@@ -125,3 +125,16 @@ def test_solve_takes_a_prompts_folder(scripted_registry, tmp_path):
     bad = folder(tmp_path, verify="no placeholders")
     result = CliRunner().invoke(app, ["solve", "Show x.", "-m", "echo", "--prompts", str(bad), "--no-cache"])
     assert result.exit_code != 0 and "verify.txt: placeholder {problem} is missing" in result.output
+
+
+def test_the_prompts_command_lists_placeholders_and_checks_a_folder(tmp_path):
+    result = CliRunner().invoke(app, ["prompts"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "rc_summarize " in line)
+    assert "{problem} {reasoning} {summary}" in row
+    good = folder(tmp_path, solve="MINE {problem}")
+    result = CliRunner().invoke(app, ["prompts", str(good)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "1 prompt(s) replaced" in result.output
+    (good / "verify.txt").write_text("{problem} {proof}")
+    result = CliRunner().invoke(app, ["prompts", str(good)])
+    assert result.exit_code == 2 and "verify.txt: placeholder {verdict} is missing" in result.output

@@ -56,6 +56,24 @@ app.add_typer(data_app, name="data")
 
 
 @app.command()
+def prompts(
+    folder: Annotated[Path | None, typer.Argument(help="A folder of replacement prompts to check.")] = None,
+) -> None:
+    """List the prompts a --prompts folder may replace and the placeholders each must use; check a folder."""
+    from qednano.prompts import PACKAGE, Prompts, needs, shipped
+
+    with user_errors():
+        replaced = Prompts(folder).replaced if folder is not None else {}
+    table = Table("name", "our file", "must use", "may leave out", *(["in folder"] if folder else []))
+    for name, path in shipped().items():
+        must, may = (" ".join(f"{{{p}}}" for p in sorted(group)) or "-" for group in needs(name))
+        table.add_row(name, str(path.relative_to(PACKAGE.parent)), must, may, *(["yes" if name in replaced else ""] if folder else []))
+    console.print(table)
+    if folder is not None:
+        console.print(f"{folder}: {len(replaced)} prompt(s) replaced, all placeholders in order")
+
+
+@app.command()
 def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
     with user_errors():

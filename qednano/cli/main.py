@@ -64,13 +64,14 @@ def prompts(
 
     with user_errors():
         replaced = Prompts(folder).replaced if folder is not None else {}
-    table = Table("name", "our file", "must use", "may leave out", *(["in folder"] if folder else []))
+    rows = []
     for name, path in shipped().items():
         must, may = (" ".join(f"{{{p}}}" for p in sorted(group)) or "-" for group in needs(name))
-        table.add_row(name, str(path.relative_to(PACKAGE.parent)), must, may, *(["yes" if name in replaced else ""] if folder else []))
-    console.print(table)
+        rows.append((name, str(path.relative_to(PACKAGE.parent)), must, may, *(["yes" if name in replaced else ""] if folder else [])))
+    header = ("name", "our file", "must use", "may leave out", *(["in folder"] if folder else []))
+    rich_table("", header, rows, console)
     if folder is not None:
-        console.print(f"{folder}: {len(replaced)} prompt(s) replaced, all placeholders in order")
+        console.print(f"{literal(folder)}: {len(replaced)} prompt(s) replaced, all placeholders in order")
 
 
 @app.command()

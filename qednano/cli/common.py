@@ -24,7 +24,7 @@ from qednano.llm.types import Sampling
 from qednano.paths import cache_root
 from qednano.records.failures import RunFailed
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, or openai:MODEL@URL.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, checkpoint folder, or openai:MODEL@URL.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
 
 console = Console()

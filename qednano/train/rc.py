@@ -259,6 +259,7 @@ class StatePoolCallback(TrainerCallback):
         self.pending_logs: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self.sampling = self.sampling or training_sampling(args)
         self.refresh(state, model, processing_class)
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -287,6 +288,13 @@ class StatePoolCallback(TrainerCallback):
         self.pool.install(*result[0])
         self.pending_logs = {**self.pool.stats(), "rc/refresh_s": time.monotonic() - started}
         log.info("reasoning-cache pool refreshed at step %d: %s", state.global_step, self.pending_logs)
+
+
+def training_sampling(args: Any) -> Sampling:
+    """The trainer's own sampling settings (GRPOConfig), so rollouts explore as training does."""
+    top_k = getattr(args, "top_k", None)
+    return Sampling(temperature=getattr(args, "temperature", None), top_p=getattr(args, "top_p", None),
+                    top_k=top_k if top_k and top_k > 0 else None)
 
 
 def log_reward_by_state(reward: Callable[..., Any], name: str) -> Callable[..., Any]:

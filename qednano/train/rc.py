@@ -123,7 +123,10 @@ def draw_states(available: int, wanted: int, rng: random.Random) -> list[int]:
 
 
 def model_policy(model: Model) -> Policy:
-    """Any registered model as the policy (tests, or a served copy of the weights being trained)."""
+    """Any registered model as the policy (tests, or a served copy of the weights being trained).
+
+    Give it a Model without a call cache: a cached answer would replay an older policy's turn.
+    """
 
     async def generate(batch: list[Messages], sampling: Sampling) -> list[Completion]:
         return list(await asyncio.gather(*[model.complete(messages, sampling) for messages in batch]))

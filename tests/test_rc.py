@@ -186,3 +186,31 @@ def test_an_rc_rl_step_trains_on_states_from_the_live_policy(tmp_path):
     assert {"rc/turns_reached", "rc/refresh_s"} <= logs
     assert any(key.startswith("rc/reward_s") for key in logs)
     assert all(not torch.equal(before[name], p) for name, p in model.named_parameters())
+
+
+def test_every_refresh_runs_on_one_event_loop_and_the_end_closes_the_summarizer():
+    """An HTTP summarizer's connections belong to one loop: a second asyncio.run would find it closed."""
+    import asyncio
+
+    from transformers import TrainerState
+
+    from qednano.train.rc import StatePoolCallback
+
+    loops = []
+
+    def summarize(messages, sampling):
+        loops.append(asyncio.get_running_loop())
+        return "NOTE"
+
+    summarizer = scripted(summarize, "summarizer")
+    closed = []
+    summarizer.aclose = lambda: asyncio.sleep(0, result=closed.append(True))
+    config = ReasoningCacheConfig(turns=1, states_per_problem=1, summarizer="x")
+    callback = StatePoolCallback(StatePool(PROBLEMS, ROWS, config), summarizer=lambda: summarizer,
+                                 policy=model_policy(scripted(policy_reply, "policy")))
+    state = TrainerState(max_steps=10)
+    callback.refresh(state, None, None)
+    callback.refresh(state, None, None)
+    assert len(loops) == 6 and len(set(map(id, loops))) == 1
+    callback.on_train_end(None, state, None)
+    assert closed == [True] and loops[0].is_closed()

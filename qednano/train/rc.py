@@ -249,7 +249,8 @@ class StatePoolCallback(TrainerCallback):
 
     Under several processes the main one rolls out and the result is broadcast, so every rank
     reads the same prompt for a slot (a group of G rollouts may span ranks). The summarizer is
-    loaded on first use, on the main process only.
+    loaded on first use, on the main process only, and every refresh runs on one event loop kept
+    for the whole run: an HTTP summarizer's connections belong to the loop that opened them.
     """
 
     def __init__(self, pool: StatePool, summarizer: Callable[[], Model], sampling: Sampling | None = None,
@@ -260,6 +261,7 @@ class StatePoolCallback(TrainerCallback):
         self.sampling = sampling
         self.policy = policy  # default: the trainer's model, through transformers
         self.pending_logs: dict[str, float] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self.sampling = self.sampling or training_sampling(args)
@@ -268,6 +270,13 @@ class StatePoolCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.pool.config.refresh_steps == 0 and state.global_step < state.max_steps:
             self.refresh(state, model, processing_class)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.loop is not None:
+            if self.summarizer is not None:
+                self.loop.run_until_complete(self.summarizer.aclose())
+            self.loop.close()
+        self.loop, self.summarizer = None, None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         # Trainer.log appends this step's entry to the history just before calling back: both get
@@ -286,7 +295,8 @@ class StatePoolCallback(TrainerCallback):
         if state.is_world_process_zero:
             self.summarizer = self.summarizer or self.load_summarizer()
             policy = self.policy or transformers_policy(model, tokenizer)
-            result = [asyncio.run(self.pool.rebuild(policy, self.summarizer, self.sampling))]
+            self.loop = self.loop or asyncio.new_event_loop()
+            result = [self.loop.run_until_complete(self.pool.rebuild(policy, self.summarizer, self.sampling))]
         broadcast_object_list(result)  # a no-op in a single process
         self.pool.install(*result[0])
         self.pending_logs = {**self.pool.stats(), "rc/refresh_s": time.monotonic() - started}

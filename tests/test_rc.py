@@ -214,3 +214,18 @@ def test_every_refresh_runs_on_one_event_loop_and_the_end_closes_the_summarizer(
     assert len(loops) == 6 and len(set(map(id, loops))) == 1
     callback.on_train_end(None, state, None)
     assert closed == [True] and loops[0].is_closed()
+
+
+async def test_states_follow_the_scaffolds_first_turn_and_summary_settings():
+    """With first_turn: continue (rc-qed-nano), s_0 is the continue prompt with the no-summary note."""
+    config = ReasoningCacheConfig(turns=1, states_per_problem=2, summarizer="x", first_turn="continue",
+                                  summary_thinking=False)
+    policy, summarizer = scripted(policy_reply, "policy"), scripted(summarizer_reply, "s")
+    pool = StatePool(PROBLEMS[:1], ROWS[:1], config)
+    pool.install(*await pool.rebuild(model_policy(policy), summarizer))
+    s0 = turn_messages(PROBLEMS[0], None, first_turn="continue")
+    assert s0 != turn_messages(PROBLEMS[0], None)
+    assert policy.backend.calls[0][0] == s0 and pool.dataset()[0]["prompt"] == s0
+    assert all(sampling.thinking is False for _, sampling in summarizer.backend.calls)
+    with pytest.raises(ValueError, match="rc.first_turn must be solve or continue"):
+        ReasoningCacheConfig(first_turn="restart")

@@ -61,6 +61,10 @@ class ReasoningCacheConfig:
         default=10, metadata={"help": "K: rebuild the state pool with the current policy every K optimizer steps."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of the state draws (refresh r uses seed + r)."})
+    first_turn: str = field(default="solve", metadata={
+        "help": "Prompt of s_0: solve, or continue from the no-summary note (as the rc-qed-nano scaffold evaluates)."})
+    summary_thinking: bool | None = field(default=None, metadata={
+        "help": "false: ask the summarizer's server to skip thinking (the scaffold's summary_thinking)."})
 
     def __post_init__(self) -> None:
         if self.turns < 1:
@@ -68,6 +72,8 @@ class ReasoningCacheConfig:
         if not 1 <= self.states_per_problem <= self.turns + 1:
             raise ValueError(f"rc.states_per_problem must be between 1 and turns + 1 = {self.turns + 1} "
                              f"(the states s_0 … s_T), got {self.states_per_problem}")
+        if self.first_turn not in ("solve", "continue"):
+            raise ValueError(f"rc.first_turn must be solve or continue, got {self.first_turn!r}")
         for name in ("reasoning_tokens", "summary_tokens", "refresh_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rc.{name} must be at least 1, got {getattr(self, name)}")
@@ -85,16 +91,19 @@ async def roll_out(problems: Sequence[Problem], policy: Policy, summarizer: Mode
                    config: ReasoningCacheConfig, sampling: Sampling | None = None) -> list[ProblemStates]:
     """RC rollouts of every problem, turn by turn: each turn is one policy batch over all problems.
 
-    A failed turn or summary ends that problem's rollout; the states it reached stay usable.
+    A failed turn or summary ends that problem's rollout; the states it reached stay usable. (The
+    scaffold carries on past an empty summary from the previous one; here that would only repeat
+    a state, so an empty summary ends the rollout and is counted in `rc/failed_rollouts`.)
     """
     reason = (sampling or Sampling()).model_copy(update={"max_tokens": config.reasoning_tokens})
-    summarize = Sampling(max_tokens=config.summary_tokens)
+    summarize = Sampling(max_tokens=config.summary_tokens, thinking=config.summary_thinking)
     states = [ProblemStates() for _ in problems]
     for t in range(1, config.turns + 1):
         live = [i for i, s in enumerate(states) if s.failure is None]
         if not live:
             break
-        turns = await policy([turn_messages(problems[i], states[i].summaries[-1]) for i in live], reason)
+        prompts = [turn_messages(problems[i], states[i].summaries[-1], first_turn=config.first_turn) for i in live]
+        turns = await policy(prompts, reason)
         notes = await asyncio.gather(*[
             summarizer.complete(summary_messages(problems[i], states[i].summaries[-1], reasoning_of(turn)), summarize)
             for i, turn in zip(live, turns, strict=True) if turn.ok
@@ -220,7 +229,8 @@ class StatePool:
     def slot_row(self, slot: int) -> dict[str, Any]:
         problem, draw = divmod(slot, self.config.states_per_problem)
         state = self.chosen[problem][draw]
-        prompt = turn_messages(self.problems[problem], self.states[problem].summaries[state])
+        prompt = turn_messages(self.problems[problem], self.states[problem].summaries[state],
+                               first_turn=self.config.first_turn)
         return {**self.rows[problem], "prompt": prompt, "state": state}
 
     def install(self, states: list[ProblemStates], chosen: list[list[int]]) -> None:

@@ -37,7 +37,7 @@ from qednano.records.failures import (
     summarize,
     tally,
 )
-from qednano.records.pipeline import evaluate, evaluate_pairs
+from qednano.records.pipeline import Replay, closing, evaluate, evaluate_pairs
 from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
@@ -166,14 +166,6 @@ async def checkpointed(run: Run, work):
         saving.cancel()
 
 
-async def closing(models: list[Model], work):
-    """Await `work`, then close the models' connections (on the same event loop)."""
-    try:
-        return await work
-    finally:
-        await asyncio.gather(*(model.aclose() for model in models))
-
-
 class GradeWrittenConfig(GradingConfig, RunLimits):
     """Grading of attempts written beforehand: who grades, how many at once, what is tolerated."""
 
@@ -185,18 +177,6 @@ class GradeConfig(GradeWrittenConfig):
 
     file: str
     task: Task | None = None
-
-
-class Replay:
-    """A scaffold that returns attempts read from a file instead of calling a model."""
-
-    name = "imported"
-
-    def __init__(self, attempts: list[Attempt]):
-        self.attempts = {(attempt.problem_id, attempt.sample_index): attempt for attempt in attempts}
-
-    async def solve(self, problem: Problem, sample_index: int = 0):
-        return self.attempts[(problem.id, sample_index)]
 
 
 def file_task(rows: list[ImportedRow]) -> Task:

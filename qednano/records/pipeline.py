@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from qednano.grading.record import ProofGrader
+from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.records.failures import RunFailed, allowance, commonest, sample_failure, summarize
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.scaffolds.base import Scaffold
+from qednano.scaffolds.base import Attempt, Scaffold
 
 
 def progress_bar() -> Progress:
@@ -117,3 +118,23 @@ async def run_all(jobs: list) -> list[SampleRecord]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Replay:
+    """A scaffold that returns attempts written beforehand instead of calling a model (grading only)."""
+
+    name = "imported"
+
+    def __init__(self, attempts: Sequence[Attempt]):
+        self.attempts = {(attempt.problem_id, attempt.sample_index): attempt for attempt in attempts}
+
+    async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
+        return self.attempts[(problem.id, sample_index)]
+
+
+async def closing(models: Sequence[Model], work):
+    """Await `work`, then close the models' connections (on the same event loop)."""
+    try:
+        return await work
+    finally:
+        await asyncio.gather(*(model.aclose() for model in models))

@@ -68,8 +68,8 @@ def sample_row(record: SampleRecord, problem: Problem) -> dict[str, Any]:
     }
 
 
-def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int) -> list[Path]:
-    """Rows as `train-XXXXX-of-YYYYY.parquet` files of at most `shard_rows` rows each."""
+def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int, features=None) -> list[Path]:
+    """Rows as `train-XXXXX-of-YYYYY.parquet` files of at most `shard_rows` rows each (`features`: their types)."""
     from datasets import Dataset
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int) -> l
     paths = []
     for index in range(count):
         path = folder / f"train-{index:05d}-of-{count:05d}.parquet"
-        Dataset.from_list(rows[index * shard_rows : (index + 1) * shard_rows]).to_parquet(str(path))
+        Dataset.from_list(rows[index * shard_rows : (index + 1) * shard_rows], features=features).to_parquet(str(path))
         paths.append(path)
     return paths
 

@@ -46,6 +46,20 @@ class ExportConfig(BaseModel):
     private: bool = Field(True, description="Create the Hub repo private.")
 
 
+def features(kind: Kind):
+    """The column types of each schema, fixed so that every export (even an empty one) has them."""
+    from datasets import Features, Sequence, Value
+
+    text, number = Value("string"), Value("float64")
+    shared = {"problem_id": text, "problem": text, "source": text, "category": text, "competition": text}
+    if kind == "sft":
+        message = {"role": text, "content": text}
+        return Features({**shared, "sample_index": Value("int64"), "reasoning_content": text, "proof": text, "messages": [message],
+                         "score": number, "max_score": number, "grader": text, "teacher": text})
+    return Features({**shared, "solution": text, "rubrics": text, "scores": Sequence(number), "rewards": Sequence(number),
+                     "num_rewards": Value("int64"), "reward_mean": number, "reward_std": number})
+
+
 def competition(problem: Problem) -> str:
     return problem.metadata.get("competition", problem.source)
 
@@ -98,13 +112,11 @@ def run_export(config: ExportConfig, out: Path | None) -> tuple[Path, int]:
     matches = decontamination_matches(Path(config.decontamination)) if config.decontamination else None
     contaminated = {m["train_id"] for m in matches or []}
     kept = [row for row in rows if row["problem_id"] not in contaminated]
-    if not kept:
-        raise ValueError(f"{config.run} leaves no rows to export ({len(rows)} before decontamination)")
     out_dir = Path(out or default_run_dir("data-export", f"{config.kind}-{Path(config.run).name}"))
     counts = {"rows": len(kept), "problems": len({r["problem_id"] for r in kept}), "dropped_as_contaminated": len(rows) - len(kept)}
     with Run(out_dir, "data-export", config.model_dump(mode="json")) as run:
-        write_shards(out_dir / "data", kept, config.shard_rows)
-        dataset = Dataset.from_list(kept)
+        write_shards(out_dir / "data", kept, config.shard_rows, features(config.kind))
+        dataset = Dataset.from_list(kept, features=features(config.kind))
         dataset.save_to_disk(str(out_dir / "dataset"))
         card = dataset_card(config, counts, matches, run.manifest("finished"))
         (out_dir / "README.md").write_text(card)

@@ -1,0 +1,270 @@
+"""`qednano data`: every stage through the CLI on scripted models (offline, fast)."""
+
+import json
+from collections import Counter
+
+import pytest
+from datasets import load_dataset, load_from_disk
+from typer.testing import CliRunner
+
+from qednano.cli import app
+from qednano.data.difficulty import measure
+from qednano.llm.scripted import BUILTIN_SCRIPTS
+from qednano.llm.types import Completion
+from qednano.records.store import SampleStore
+
+runner = CliRunner()
+
+PROBLEMS = [
+    {"id": "even", "problem": "Prove that the sum of two even integers is even.", "solution": "Write them as 2a and 2b.",
+     "source": "Toy Olympiad 2020", "category": "Number theory"},
+    {"id": "odd", "problem": "Prove that the product of two odd integers is odd.", "solution": "Expand (2a+1)(2b+1).",
+     "source": "Toy Olympiad 2021", "category": "Number theory"},
+    {"id": "long", "problem": "Prove that there are infinitely many primes.", "solution": "Euclid's argument.",
+     "source": "Toy Olympiad 2022", "category": "Number theory"},
+]
+CALLS: Counter = Counter()
+
+
+def which(messages) -> str:
+    """The id of the problem a prompt is about."""
+    text = messages[-1]["content"] if len(messages) == 1 else messages[0]["content"]
+    return next(p["id"] for p in PROBLEMS if p["problem"] in text)
+
+
+def teacher(messages, sampling):
+    pid = which(messages)
+    CALLS["teacher", pid] += 1
+    if pid == "long":
+        return "<think>an argument that never ends"  # cut off inside its reasoning: truncated
+    return f"<think>thinking about {pid} with seed {sampling.seed}</think>Proof. The {pid} case holds."
+
+
+def grader(messages, sampling):
+    return "Assessment.\nFINAL SCORE: 7" if "The even case" in messages[0]["content"] else "Assessment.\nFINAL SCORE: 1"
+
+
+VALID = {"checkpoints": [{"title": "Setup", "points": 3, "description": "Writes the numbers in general form."},
+                         {"title": "Finish", "points": 4, "description": "Concludes correctly."}],
+         "zero_credit": ["Checking small cases only."], "deductions": [{"description": "Arithmetic slip", "points": 1}]}
+
+
+def rubric_writer(messages, sampling):
+    pid = which(messages)
+    CALLS["rubric", pid] += 1
+    if pid == "even":
+        return f"Here it is:\n```json\n{json.dumps(VALID)}\n```"
+    if pid == "odd" and CALLS["rubric", pid] > 1:  # the first answer adds up to 6; the redraw is fine
+        return json.dumps(VALID)
+    if pid == "odd":
+        return json.dumps({**VALID, "checkpoints": VALID["checkpoints"][:1] + [{**VALID["checkpoints"][1], "points": 3}]})
+    return "A good scheme would reward Euclid's idea."  # never JSON: recorded as failed
+
+
+def policy(messages, sampling):
+    pid = which(messages)
+    CALLS["policy", pid] += 1
+    good = pid == "even" or (pid == "odd" and CALLS["policy", pid] % 2 == 1)
+    return "Proof. GOOD argument." if good else "Proof. BAD argument."
+
+
+def policy_grader(messages, sampling):
+    return "Assessment.\nFINAL SCORE: 7" if "GOOD" in messages[0]["content"] else "Assessment.\nFINAL SCORE: 0"
+
+
+def labeller(messages, sampling):
+    pid = which(messages)
+    if pid == "long":
+        return "I cannot say."
+    kind = "proof" if pid == "even" else "computational"
+    return json.dumps({"incomplete_statement": False, "difficulty": 2, "kind": kind, "solution": "correct"})
+
+
+@pytest.fixture
+def data(scripted_registry, monkeypatch, tmp_path):
+    CALLS.clear()
+    scripts = {"teacher": teacher, "grader": grader, "rubric-writer": rubric_writer, "policy": policy,
+               "policy-grader": policy_grader, "labeller": labeller}
+    for name, reply in scripts.items():
+        monkeypatch.setitem(BUILTIN_SCRIPTS, name, reply)
+        (scripted_registry / f"{name}.yaml").write_text(f"name: {name}\nbackend: scripted\nmodel: {name}\n")
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    return path
+
+
+def invoke(*args):
+    result = runner.invoke(app, ["data", *(str(a) for a in args)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_distill_grade_filter_export_gives_sft_rows(data, tmp_path):
+    distilled, graded, kept, exported = (tmp_path / name for name in ("distill", "grade", "filter", "sft"))
+    invoke("distill", data, "-m", "teacher", "-k", 2, "--shard-rows", 4, "--out", distilled)
+    rows = load_dataset("parquet", data_files=str(distilled / "data" / "*.parquet"), split="train")
+    assert sorted(p.name for p in (distilled / "data").iterdir()) == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert len(rows) == 6 and len(lines(distilled / "problems.jsonl")) == 3
+    first = next(r for r in rows if r["problem_id"] == "even")
+    assert first["reasoning_content"].startswith("thinking about even") and first["proof"] == "Proof. The even case holds."
+    assert first["finish_reason"] == "stop" and first["completion_tokens"] > first["reasoning_tokens"] > 0
+    cut = [r for r in rows if r["problem_id"] == "long"]
+    assert all(r["truncated"] and r["status"] == "no_proof" and r["proof"] == "" for r in cut)
+    assert json.loads((distilled / "manifest.json").read_text())["command"] == "data-distill"
+
+    invoke("grade", distilled, "-g", "grader", "--out", graded)
+    scores = {(r["problem_id"], r["sample_index"]): r["grade"]["score"] for r in lines(graded / "samples.jsonl")}
+    assert scores == {("even", 0): 7, ("even", 1): 7, ("odd", 0): 1, ("odd", 1): 1, ("long", 0): 0, ("long", 1): 0}
+
+    result = invoke("filter", graded, "--min-score", 6, "--out", kept)
+    assert "kept 2 of 6 samples" in result.output
+    summary = json.loads((kept / "summary.json").read_text())
+    assert summary["dropped_by_reason"] == {"score below 6": 2, "truncated (finish reason length)": 2}
+    assert {(d["problem_id"], d["reason"]) for d in lines(kept / "dropped.jsonl")} >= {("odd", "score below 6")}
+
+    invoke("export", kept, "--kind", "sft", "--out", exported)
+    sft = load_from_disk(str(exported / "dataset"))
+    for column in ("problem", "reasoning_content", "proof", "messages", "source", "category", "competition", "score", "grader"):
+        assert column in sft.column_names
+    assert len(sft) == 2 and set(sft["score"]) == {7.0}
+    messages = sft[0]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert PROBLEMS[0]["problem"] in messages[0]["content"]
+    assert messages[1]["content"].startswith("<think>\nthinking about even") and messages[1]["content"].endswith("The even case holds.")
+    card = (exported / "README.md").read_text()
+    assert "2 rows over 1 problems" in card and "not** checked" in card
+    assert card.index("`data-distill`") < card.index("`data-grade`") < card.index("`data-filter`")
+    assert "dropped 2: truncated (finish reason length)" in card
+    assert len(load_dataset("parquet", data_files=str(exported / "data" / "*.parquet"), split="train")) == 2
+
+
+def test_interrupted_distill_resumes_without_repeating_calls(data, tmp_path, monkeypatch):
+    out = tmp_path / "distill"
+
+    def crashing(messages, sampling):
+        if sum(v for (role, _), v in CALLS.items() if role == "teacher") == 3:
+            raise RuntimeError("connection lost")  # the process dies in the middle of the run
+        return teacher(messages, sampling)
+
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", crashing)
+    result = runner.invoke(app, ["data", "distill", str(data), "-m", "teacher", "-k", "2", "--concurrency", "1", "--out", str(out)])
+    assert isinstance(result.exception, RuntimeError)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert len(SampleStore(out / "samples.jsonl").read()) == 3
+
+    CALLS.clear()
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", teacher)
+    invoke("distill", data, "-m", "teacher", "-k", 2, "--out", out)
+    assert sum(CALLS.values()) == 3  # only the three samples not finished before the crash
+    assert len(SampleStore(out / "samples.jsonl").read()) == 6
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["resumes"] == 1
+
+    CALLS.clear()
+    invoke("distill", data, "-m", "teacher", "-k", 2, "--out", out)
+    assert sum(CALLS.values()) == 0
+
+
+def test_failed_teacher_calls_are_recorded_and_redone_on_resume(data, tmp_path, monkeypatch):
+    out = tmp_path / "distill"
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", lambda m, s: Completion.failure("teacher", "http_503", "overloaded"))
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", out)
+    rows = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    assert set(rows["status"]) == {"failed"} and set(rows["error"]) == {"overloaded"} and set(rows["proof"]) == {""}
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", teacher)
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", out)
+    assert sum(CALLS.values()) == 3
+
+
+def test_rubrics_difficulty_and_rl_export(data, tmp_path):
+    schemes, measured, exported = tmp_path / "rubrics", tmp_path / "difficulty", tmp_path / "rl"
+    result = invoke("rubrics", data, "-m", "rubric-writer", "--tries", 3, "--out", schemes)
+    assert "2 valid marking schemes, 1 failed" in result.output
+    results = {r["problem_id"]: r for r in lines(schemes / "rubrics.jsonl")}
+    assert results["odd"]["status"] == "ok" and results["odd"]["tries"] == 2
+    assert results["long"]["status"] == "failed" and results["long"]["tries"] == 3 and results["long"]["rubric"] is None
+    assert "no JSON object" in results["long"]["error"]
+    assert (schemes / "kept_ids.txt").read_text().split() == ["even", "odd"]
+    even = lines(schemes / "problems.jsonl")[0]
+    assert sum(c["points"] for c in even["criteria"]) == 7 and "Checking small cases only." in even["grading_guidelines"]
+
+    invoke("difficulty", schemes, "-m", "policy", "-g", "policy-grader", "-k", 4, "--out", measured)
+    stats = {r["problem_id"]: r for r in lines(measured / "difficulty.jsonl")}
+    assert set(stats) == {"even", "odd"}  # the problem without a valid scheme went no further
+    assert stats["even"]["kept"] is False and stats["even"]["reason"].startswith("always solved")
+    assert stats["odd"]["scores"] == [7, 0, 7, 0] and stats["odd"]["mean"] == 3.5 and stats["odd"]["std"] == 3.5
+    assert (measured / "kept_ids.txt").read_text().split() == ["odd"]
+
+    invoke("export", measured, "--kind", "rl", "--out", exported)
+    rl = load_from_disk(str(exported / "dataset"))
+    assert len(rl) == 1
+    row = rl[0]
+    assert row["problem_id"] == "odd" and row["rewards"] == [1.0, 0.0, 1.0, 0.0] and row["num_rewards"] == 4
+    assert row["reward_mean"] == 0.5 and row["reward_std"] == 0.5 and row["solution"] == PROBLEMS[1]["solution"]
+    assert "Setup (3 points)" in row["rubrics"]
+    card = (exported / "README.md").read_text()
+    assert "valid marking schemes for 2 of 3 problems" in card and "dropped 1: always solved" in card
+
+
+def test_difficulty_reasons_for_problems_without_spread():
+    from qednano.grading.record import Grade
+    from qednano.records.sample import SampleRecord
+    from qednano.scaffolds.base import Attempt
+
+    def record(index, score, status="graded"):
+        attempt = Attempt(problem_id="p", sample_index=index, scaffold="direct", proof="x", status="ok")
+        return SampleRecord(problem_id="p", sample_index=index, attempt=attempt, grade=Grade(status=status, score=score))
+
+    assert measure("p", [record(0, 0.0), record(1, 0.0)], 2).reason == "never solved (all 2 scored 0)"
+    assert measure("p", [record(0, 1.0), record(1, 1.0)], 2).reason == "no spread (all 2 scored 1)"
+    thin = measure("p", [record(0, 7.0), record(1, None, "ungraded")], 2)
+    assert not thin.kept and thin.ungraded == 1 and thin.reason == "only 1 of 2 rollouts validly graded"
+
+
+def test_label_filters_and_records_unlabelled_problems(data, tmp_path):
+    out = tmp_path / "label"
+    invoke("label", data, "-m", "labeller", "--proofs-only", "--tries", 2, "--out", out)
+    labels = {r["problem_id"]: r for r in lines(out / "labels.jsonl")}
+    assert labels["even"]["kept"] and labels["even"]["labels"]["difficulty"] == 2
+    assert labels["odd"]["reasons"] == ["computational, not a proof problem"]
+    assert not labels["long"]["kept"] and labels["long"]["reasons"][0].startswith("not labelled: no valid answer in 2 tries")
+    assert (out / "kept_ids.txt").read_text().split() == ["even"]
+
+
+def test_export_drops_and_reports_decontamination_matches(data, tmp_path):
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", tmp_path / "d")
+    invoke("grade", tmp_path / "d", "-g", "grader", "--out", tmp_path / "g")
+    invoke("filter", tmp_path / "g", "--min-score", 0, "--out", tmp_path / "f")
+    decon = tmp_path / "decon"
+    decon.mkdir()
+    match = {"train_id": "even", "against_id": "PB-1", "against": "imo-proofbench", "method": "minhash", "similarity": 0.9}
+    (decon / "matches.jsonl").write_text(json.dumps(match) + "\n")
+    invoke("export", tmp_path / "f", "--decontamination", decon, "--out", tmp_path / "e")
+    sft = load_from_disk(str(tmp_path / "e" / "dataset"))
+    assert sft["problem_id"] == ["odd"]
+    card = (tmp_path / "e" / "README.md").read_text()
+    assert "1 matched pairs" in card and "| imo-proofbench | minhash | 1 |" in card
+
+
+def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(PROBLEMS[0]) + "\n" + json.dumps({**PROBLEMS[1], "problem": ""}) + "\n")
+    result = runner.invoke(app, ["data", "distill", str(bad), "-m", "teacher", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "bad.jsonl" in result.output and "row 2" in result.output and "'statement'" in result.output
+
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", tmp_path / "d")
+    problems = tmp_path / "d" / "problems.jsonl"
+    problems.write_text(problems.read_text() + json.dumps({"id": "x"}) + "\n")
+    result = runner.invoke(app, ["data", "grade", str(tmp_path / "d"), "-g", "grader", "--out", str(tmp_path / "g")])
+    assert result.exit_code == 2 and "problems.jsonl line 4: field 'statement'" in result.output
+
+    result = runner.invoke(app, ["data", "filter", str(tmp_path / "d"), "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "written by 'data-distill'" in result.output
+
+    result = runner.invoke(app, ["data", "distill", str(data), "-m", "teacher", "-k", "3", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "different samples" in result.output

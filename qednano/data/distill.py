@@ -68,10 +68,17 @@ def sample_row(record: SampleRecord, problem: Problem) -> dict[str, Any]:
     }
 
 
-def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int, features=None) -> list[Path]:
-    """Rows as `train-XXXXX-of-YYYYY.parquet` files of at most `shard_rows` rows each (`features`: their types)."""
+def as_dataset(rows: list[dict[str, Any]], features=None):
+    """Rows as a `datasets.Dataset`; with `features`, an empty one still has every column."""
     from datasets import Dataset
 
+    if not rows and features is not None:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return Dataset.from_list(rows, features=features)
+
+
+def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int, features=None) -> list[Path]:
+    """Rows as `train-XXXXX-of-YYYYY.parquet` files of at most `shard_rows` rows each (`features`: their types)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("train-*.parquet"):
         old.unlink()  # a resumed run rewrites its shards whole
@@ -79,7 +86,7 @@ def write_shards(folder: Path, rows: list[dict[str, Any]], shard_rows: int, feat
     paths = []
     for index in range(count):
         path = folder / f"train-{index:05d}-of-{count:05d}.parquet"
-        Dataset.from_list(rows[index * shard_rows : (index + 1) * shard_rows], features=features).to_parquet(str(path))
+        as_dataset(rows[index * shard_rows : (index + 1) * shard_rows], features).to_parquet(str(path))
         paths.append(path)
     return paths
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from qednano.data.card import dataset_card, decontamination_matches
 from qednano.data.difficulty import ProblemDifficulty
-from qednano.data.distill import write_shards
+from qednano.data.distill import as_dataset, write_shards
 from qednano.data.stage import read_jsonl, read_stage
 from qednano.problems.record import Problem
 from qednano.records.rundir import Run, default_run_dir
@@ -106,8 +106,6 @@ def build_rows(config: ExportConfig) -> tuple[list[dict[str, Any]], dict]:
 
 def run_export(config: ExportConfig, out: Path | None) -> tuple[Path, int]:
     """Write the dataset (parquet shards, save_to_disk folder, card); returns the folder and row count."""
-    from datasets import Dataset
-
     rows, _ = build_rows(config)
     matches = decontamination_matches(Path(config.decontamination)) if config.decontamination else None
     contaminated = {m["train_id"] for m in matches or []}
@@ -116,8 +114,8 @@ def run_export(config: ExportConfig, out: Path | None) -> tuple[Path, int]:
     counts = {"rows": len(kept), "problems": len({r["problem_id"] for r in kept}), "dropped_as_contaminated": len(rows) - len(kept)}
     with Run(out_dir, "data-export", config.model_dump(mode="json")) as run:
         write_shards(out_dir / "data", kept, config.shard_rows, features(config.kind))
-        dataset = Dataset.from_list(kept, features=features(config.kind))
-        dataset.save_to_disk(str(out_dir / "dataset"))
+        dataset = as_dataset(kept, features(config.kind))
+        dataset.save_to_disk(str(out_dir / "dataset"), num_shards=1 if not kept else None)  # an empty one needs its one shard
         card = dataset_card(config, counts, matches, run.manifest("finished"))
         (out_dir / "README.md").write_text(card)
         (out_dir / "export.json").write_text(json.dumps(counts, indent=2))

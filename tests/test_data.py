@@ -237,7 +237,9 @@ def test_label_filters_and_records_unlabelled_problems(data, tmp_path):
 
 def test_export_drops_and_reports_decontamination_matches(data, tmp_path):
     invoke("distill", data, "-m", "teacher", "-k", 1, "--out", tmp_path / "d")
-    invoke("grade", tmp_path / "d", "-g", "grader", "--out", tmp_path / "g")
+    invoke("grade", tmp_path / "d", "-g", "grader", "-g", "policy-grader", "--out", tmp_path / "g")  # a panel of two
+    panel = {r["problem_id"]: r["grade"] for r in lines(tmp_path / "g" / "samples.jsonl")}
+    assert len(panel["even"]["members"]) == 2 and panel["even"]["score"] == 3.5  # 7 and 0, averaged
     invoke("filter", tmp_path / "g", "--min-score", 0, "--out", tmp_path / "f")
     decon = tmp_path / "decon"
     decon.mkdir()
@@ -268,3 +270,21 @@ def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):
 
     result = runner.invoke(app, ["data", "distill", str(data), "-m", "teacher", "-k", "3", "--out", str(tmp_path / "d")])
     assert result.exit_code == 2 and "different samples" in result.output
+
+
+def test_push_to_hub_uploads_the_card_then_the_dataset_only_when_asked(data, tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    uploads = []
+    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo, **kw: uploads.append(("repo", repo, kw["private"])))
+    monkeypatch.setattr(huggingface_hub.DatasetCard, "push_to_hub", lambda card, repo: uploads.append(("card", repo, card.text[:3])))
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda ds, repo, private: uploads.append(("data", repo, len(ds))))
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", tmp_path / "d")
+    invoke("grade", tmp_path / "d", "-g", "grader", "--out", tmp_path / "g")
+    invoke("filter", tmp_path / "g", "--out", tmp_path / "f")
+    invoke("export", tmp_path / "f", "--out", tmp_path / "local")
+    assert uploads == []
+    invoke("export", tmp_path / "f", "--push-to-hub", "me/proofs", "--out", tmp_path / "pushed")
+    assert [u[0] for u in uploads] == ["repo", "card", "data"]
+    assert uploads[0] == ("repo", "me/proofs", True) and uploads[2] == ("data", "me/proofs", 1)

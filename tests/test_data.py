@@ -11,6 +11,7 @@ from qednano.cli import app
 from qednano.data.difficulty import measure
 from qednano.llm.scripted import BUILTIN_SCRIPTS
 from qednano.llm.types import Completion
+from qednano.problems.loaders import load_problems
 from qednano.records.store import SampleStore
 
 runner = CliRunner()
@@ -168,6 +169,9 @@ def test_interrupted_distill_resumes_without_repeating_calls(data, tmp_path, mon
     invoke("distill", data, "-m", "teacher", "-k", 2, "--out", out)
     assert sum(CALLS.values()) == 0
 
+    invoke("distill", data, "-m", "teacher", "-k", 3, "--out", out)  # more samples extend the run
+    assert sum(CALLS.values()) == 3 and len(SampleStore(out / "samples.jsonl").read()) == 9
+
 
 def test_failed_teacher_calls_are_recorded_and_redone_on_resume(data, tmp_path, monkeypatch):
     out = tmp_path / "distill"
@@ -205,7 +209,10 @@ def test_rubrics_difficulty_and_rl_export(data, tmp_path):
     row = rl[0]
     assert row["problem_id"] == "odd" and row["rewards"] == [1.0, 0.0, 1.0, 0.0] and row["num_rewards"] == 4
     assert row["reward_mean"] == 0.5 and row["reward_std"] == 0.5 and row["solution"] == PROBLEMS[1]["solution"]
-    assert "Setup (3 points)" in row["rubrics"]
+    assert "Setup (3 points)" in row["rubrics"] and "Arithmetic slip (-1)" in row["rubrics"]
+    reread = load_problems(str(exported / "dataset"))  # what an RL trainer reads back: problem, solution, scheme
+    assert [(p.id, p.reference_solution) for p in reread] == [("odd", PROBLEMS[1]["solution"])]
+    assert reread[0].grading_guidelines == row["rubrics"]
     card = (exported / "README.md").read_text()
     assert "valid marking schemes for 2 of 3 problems" in card and "dropped 1: always solved" in card
 
@@ -268,8 +275,8 @@ def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):
     result = runner.invoke(app, ["data", "filter", str(tmp_path / "d"), "--out", str(tmp_path / "f")])
     assert result.exit_code == 2 and "written by 'data-distill'" in result.output
 
-    result = runner.invoke(app, ["data", "distill", str(data), "-m", "teacher", "-k", "3", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 2 and "different samples" in result.output
+    result = runner.invoke(app, ["data", "distill", str(data), "-m", "policy", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "different teacher" in result.output
 
 
 def test_push_to_hub_uploads_the_card_then_the_dataset_only_when_asked(data, tmp_path, monkeypatch):

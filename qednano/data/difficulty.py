@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from qednano.data.stage import check_resumable, load_input, run_models, write_jsonl, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_jsonl, write_problems
 from qednano.grading.build import GradingConfig, build_grader
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
@@ -94,7 +94,7 @@ def run_difficulty(config: DifficultyConfig, out: Path | None, cache: CallCache 
     problems = load_input(config.problems, config.limit, config.columns)
     run_dir = Path(out or default_run_dir("data-difficulty", Path(config.policy).stem))
     manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
-    check_resumable(run_dir, manifest_config, may_change=("concurrency", "min_graded"))
+    check_resumable(run_dir, manifest_config, may_change=(*GROWS, "min_graded"))
     policy = load_model(config.policy, cache=cache)
     policy.defaults = config.sampling.merged_over(policy.defaults)
     graders = [load_model(name, cache=cache) for name in config.graders]

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from qednano.data.stage import check_resumable, load_input, run_models, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_problems
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
@@ -96,7 +96,7 @@ def run_distill(config: DistillConfig, out: Path | None, cache: CallCache | None
     problems = load_input(config.problems, config.limit, config.columns)
     run_dir = Path(out or default_run_dir("data-distill", Path(config.teacher).stem))
     manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
-    check_resumable(run_dir, manifest_config, may_change=("concurrency", "shard_rows"))
+    check_resumable(run_dir, manifest_config, may_change=(*GROWS, "shard_rows"))
     teacher = load_model(config.teacher, cache=cache)
     teacher.defaults = config.sampling.merged_over(teacher.defaults)  # command-line sampling wins
     store = SampleStore(run_dir / "samples.jsonl")

@@ -87,7 +87,7 @@ def rl_row(measured: ProblemDifficulty, problem: Problem) -> dict[str, Any]:
     rewards = measured.rewards
     return {
         "problem_id": problem.id, "problem": problem.statement, "solution": problem.reference_solution,
-        "rubrics": problem.marking_scheme_text() or problem.grading_guidelines,
+        "rubrics": problem.grading_guidelines or problem.marking_scheme_text(),  # guidelines hold deductions too
         "source": problem.source, "category": problem.category, "competition": competition(problem),
         "scores": measured.scores, "rewards": rewards, "num_rewards": len(rewards),
         "reward_mean": measured.mean / measured.max_score, "reward_std": measured.std / measured.max_score,

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from qednano.data.stage import check_resumable, load_input, run_models, write_jsonl, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_jsonl, write_problems
 from qednano.data.structured import JsonAsk, parse_as
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
@@ -99,7 +99,7 @@ def run_label(config: LabelConfig, out: Path | None, cache: CallCache | None) ->
     problems = load_input(config.problems, config.limit, config.columns)
     run_dir = Path(out or default_run_dir("data-label", Path(config.model).stem))
     manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
-    check_resumable(run_dir, manifest_config, may_change=("concurrency", "filters"))  # refiltering replays the labels
+    check_resumable(run_dir, manifest_config, may_change=(*GROWS, "filters"))  # refiltering replays the labels
     labeller = load_model(config.model, cache=cache)
     labeller.defaults = config.sampling.merged_over(labeller.defaults)
     ask = JsonAsk("label", labeller, label_messages, partial(parse_as, Labels), tries=config.tries)

@@ -28,6 +28,8 @@ from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
 
 PROBLEMS_FILE = "problems.jsonl"
+# Settings a resumed run may change: more samples or problems extend it, the rest replays.
+GROWS = ("concurrency", "samples", "limit", "problem_count")
 KEPT_FILE = "kept_ids.txt"
 
 
@@ -104,7 +106,7 @@ def read_stage(run_dir: str | Path, commands: Sequence[str]) -> tuple[list[Sampl
     return records, read_problems(run_dir / PROBLEMS_FILE), manifest
 
 
-def check_resumable(run_dir: Path, config: dict[str, Any], may_change: Sequence[str] = ("concurrency",)) -> None:
+def check_resumable(run_dir: Path, config: dict[str, Any], may_change: Sequence[str] = GROWS) -> None:
     """An existing run directory is resumed only by the same command with the same settings."""
     previous = read_manifest(run_dir)
     if previous is None:

@@ -27,7 +27,8 @@ from qednano.records.pipeline import evaluate
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.scaffolds.direct import Direct
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.direct import Direct, DirectConfig
 
 
 class DifficultyConfig(GradingConfig):
@@ -100,7 +101,7 @@ def run_difficulty(config: DifficultyConfig, out: Path | None, cache: CallCache 
     graders = [load_model(name, cache=cache) for name in config.graders]
     grader = build_grader("proof", config, graders)
     with Run(run_dir, "data-difficulty", manifest_config, models=[policy, *graders]):
-        job = evaluate(problems, Direct(policy), grader, config.samples, SampleStore(run_dir / "samples.jsonl"), config.concurrency)
+        job = evaluate(problems, Direct(DirectConfig(), Roles(policy)), grader, config.samples, SampleStore(run_dir / "samples.jsonl"), config.concurrency)
         results = summarize(problems, run_models([policy, *graders], job), config.min_graded)
         write_jsonl(run_dir / "difficulty.jsonl", results)
         write_problems(run_dir, problems, kept=[r.problem_id for r in results if r.kept])

@@ -29,7 +29,8 @@ from qednano.records.pipeline import evaluate
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.scaffolds.direct import Direct
+from qednano.scaffolds.config import Roles
+from qednano.scaffolds.direct import Direct, DirectConfig
 
 
 class DistillConfig(BaseModel):
@@ -102,7 +103,7 @@ def run_distill(config: DistillConfig, out: Path | None, cache: CallCache | None
     store = SampleStore(run_dir / "samples.jsonl")
     with Run(run_dir, "data-distill", manifest_config, models=[teacher]):
         write_problems(run_dir, problems)
-        job = evaluate(problems, Direct(teacher), None, config.samples, store, concurrency=config.concurrency)
+        job = evaluate(problems, Direct(DirectConfig(), Roles(teacher)), None, config.samples, store, concurrency=config.concurrency)
         records = run_models([teacher], job)
         by_id = {p.id: p for p in problems}
         write_shards(run_dir / "data", [sample_row(r, by_id[r.problem_id]) for r in records], config.shard_rows)

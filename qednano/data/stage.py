@@ -20,12 +20,14 @@ from pydantic import BaseModel, ValidationError
 
 from qednano.errors import first_error
 from qednano.llm.model import Model
-from qednano.problems.loaders import ProblemLoadError, load_problems
+from qednano.problems.columns import ProblemLoadError
+from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
 from qednano.records.pipeline import closing
-from qednano.records.rundir import read_manifest, redact, secret_values
+from qednano.records.rundir import read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
+from qednano.secrets import redact, secret_values
 
 PROBLEMS_FILE = "problems.jsonl"
 # Settings a resumed run may change: more samples or problems extend it, the rest replays.

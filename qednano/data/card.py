@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qednano.data.stage import is_run_dir
 from qednano.records.rundir import read_manifest
-
-if TYPE_CHECKING:
-    from qednano.data.export import ExportConfig
 
 DECISIONS = {"data-rubrics": "rubrics.jsonl", "data-label": "labels.jsonl", "data-difficulty": "difficulty.jsonl"}
 
@@ -72,10 +69,10 @@ def stage_notes(path: Path, command: str) -> list[str]:
     return notes
 
 
-def decontamination_section(config: ExportConfig, counts: dict, matches: list[dict] | None) -> list[str]:
-    if matches is None:
+def decontamination_section(decontamination: str | None, counts: dict, matches: list[dict] | None) -> list[str]:
+    if decontamination is None or matches is None:
         return ["No decontamination run was given: this dataset was **not** checked against evaluation benchmarks."]
-    lines = [f"Decontamination run: `{config.decontamination}`, {len(matches)} matched pairs, "
+    lines = [f"Decontamination run: `{decontamination}`, {len(matches)} matched pairs, "
              f"{len({m['train_id'] for m in matches})} training problems matched; "
              f"{counts['dropped_as_contaminated']} rows dropped here.", "", "| against | method | pairs |", "|---|---|---|"]
     by_kind = Counter((str(m.get("against", "?")), str(m.get("method", "?"))) for m in matches)
@@ -83,13 +80,15 @@ def decontamination_section(config: ExportConfig, counts: dict, matches: list[di
     return lines
 
 
-def dataset_card(config: ExportConfig, counts: dict, matches: list[dict] | None, manifest: dict) -> str:
+def dataset_card(manifest: dict, counts: dict, matches: list[dict] | None) -> str:
+    """The card of an export, from its manifest (whose config names the source and decontamination runs)."""
+    config = manifest["config"]
     header = ["---", "configs:", "- config_name: default", "  data_files:", "  - split: train", "    path: data/train-*", "---"]
-    lines = [*header, "", f"# {config.kind.upper()} proofs dataset made with qednano", "",
+    lines = [*header, "", f"# {config['kind'].upper()} proofs dataset made with qednano", "",
              f"{counts['rows']} rows over {counts['problems']} problems.", "", "## Decontamination", ""]
-    lines += decontamination_section(config, counts, matches)
+    lines += decontamination_section(config.get("decontamination"), counts, matches)
     lines += ["", "## How it was made", ""]
-    for number, (path, stage) in enumerate(stage_chain(Path(config.run)), start=1):
+    for number, (path, stage) in enumerate(stage_chain(Path(config["run"])), start=1):
         totals = stage.get("totals", {})
         lines.append(f"{number}. `{stage.get('command')}` in `{path}` ({stage.get('status')}; "
                      f"{totals.get('tokens', 0)} tokens, ${totals.get('cost_usd', 0)})")

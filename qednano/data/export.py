@@ -116,7 +116,7 @@ def run_export(config: ExportConfig, out: Path | None) -> tuple[Path, int]:
         write_shards(out_dir / "data", kept, config.shard_rows, features(config.kind))
         dataset = as_dataset(kept, features(config.kind))
         dataset.save_to_disk(str(out_dir / "dataset"), num_shards=1 if not kept else None)  # an empty one needs its one shard
-        card = dataset_card(config, counts, matches, run.manifest("finished"))
+        card = dataset_card(run.manifest("finished"), counts, matches)
         (out_dir / "README.md").write_text(card)
         (out_dir / "export.json").write_text(json.dumps(counts, indent=2))
         if config.push_to_hub:

@@ -295,3 +295,40 @@ def test_push_to_hub_uploads_the_card_then_the_dataset_only_when_asked(data, tmp
     invoke("export", tmp_path / "f", "--push-to-hub", "me/proofs", "--out", tmp_path / "pushed")
     assert [u[0] for u in uploads] == ["repo", "card", "data"]
     assert uploads[0] == ("repo", "me/proofs", True) and uploads[2] == ("data", "me/proofs", 1)
+
+
+def test_distill_spreads_calls_over_base_urls_and_keeps_server_reasoning(tmp_path, monkeypatch):
+    """Two loopback OpenAI-compatible servers: calls go to both at once; the reasoning field is kept apart."""
+    import asyncio
+    import threading
+
+    from fault_server import FaultServer, reply
+
+    from qednano.data.distill import DistillConfig, run_distill
+
+    monkeypatch.setenv("QEDNANO_CACHE_DIR", str(tmp_path / "cache"))
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    usage = {"prompt_tokens": 50, "completion_tokens": 30, "total_tokens": 80, "completion_tokens_details": {"reasoning_tokens": 20}}
+
+    def respond(body):
+        return reply("Proof. By parity.", reasoning="Let me think.", usage=usage, delay_s=0.05)
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    servers = [FaultServer(respond=respond) for _ in range(2)]
+    for server in servers:
+        asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(10)
+    try:
+        teacher = "openai:fault-model@" + ",".join(server.url for server in servers)
+        out, records = run_distill(DistillConfig(problems=str(problems), teacher=teacher, samples=4), tmp_path / "d", None)
+    finally:
+        for server in servers:
+            asyncio.run_coroutine_threadsafe(server.__aexit__(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+    assert len(records) == 12 and all(r.attempt.status == "ok" for r in records)
+    assert all(len(server.requests) >= 3 for server in servers)  # load-balanced over both URLs
+    assert sum(server.max_in_flight for server in servers) > 2  # many samples in flight at once
+    rows = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    assert set(rows["reasoning_content"]) == {"Let me think."} and set(rows["proof"]) == {"Proof. By parity."}
+    assert set(rows["completion_tokens"]) == {30} and set(rows["reasoning_tokens"]) == {20}

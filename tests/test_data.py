@@ -248,15 +248,17 @@ def test_export_drops_and_reports_decontamination_matches(data, tmp_path):
     panel = {r["problem_id"]: r["grade"] for r in lines(tmp_path / "g" / "samples.jsonl")}
     assert len(panel["even"]["members"]) == 2 and panel["even"]["score"] == 3.5  # 7 and 0, averaged
     invoke("filter", tmp_path / "g", "--min-score", 0, "--out", tmp_path / "f")
+    bench = tmp_path / "bench.jsonl"  # an evaluation set that holds one of our problems, reworded
+    bench.write_text(json.dumps({"id": "B-1", "problem": "Show that the sum of two even integers is even."}) + "\n")
     decon = tmp_path / "decon"
-    decon.mkdir()
-    match = {"train_id": "even", "against_id": "PB-1", "against": "imo-proofbench", "method": "minhash", "similarity": 0.9}
-    (decon / "matches.jsonl").write_text(json.dumps(match) + "\n")
+    # jsonl: decontaminate's parquet writer fails on problems.jsonl rows (empty `metadata` structs)
+    invoke("decontaminate", tmp_path / "f", "--against", bench, "--format", "jsonl", "--out", decon)
+    assert {m["train_id"] for m in lines(decon / "matches.jsonl")} == {"even"}
     invoke("export", tmp_path / "f", "--decontamination", decon, "--out", tmp_path / "e")
     sft = load_from_disk(str(tmp_path / "e" / "dataset"))
     assert sft["problem_id"] == ["odd"]
     card = (tmp_path / "e" / "README.md").read_text()
-    assert "1 matched pairs" in card and "| imo-proofbench | minhash | 1 |" in card
+    assert "1 training problems matched; 1 rows dropped here" in card and "bench.jsonl | exact | 1 |" in card
 
 
 def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):
@@ -270,7 +272,7 @@ def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):
     problems = tmp_path / "d" / "problems.jsonl"
     problems.write_text(problems.read_text() + json.dumps({"id": "x"}) + "\n")
     result = runner.invoke(app, ["data", "grade", str(tmp_path / "d"), "-g", "grader", "--out", str(tmp_path / "g")])
-    assert result.exit_code == 2 and "problems.jsonl line 4: field 'statement'" in result.output
+    assert result.exit_code == 2 and "problems.jsonl:4: not a Problem: field 'statement'" in result.output
 
     result = runner.invoke(app, ["data", "filter", str(tmp_path / "d"), "--out", str(tmp_path / "f")])
     assert result.exit_code == 2 and "written by 'data-distill'" in result.output

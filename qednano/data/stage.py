@@ -23,13 +23,14 @@ from qednano.llm.model import Model
 from qednano.problems.columns import ProblemLoadError
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
+from qednano.records import problems as problem_file
 from qednano.records.pipeline import closing
 from qednano.records.rundir import read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
 from qednano.secrets import redact, secret_values
 
-PROBLEMS_FILE = "problems.jsonl"
+PROBLEMS_FILE = problem_file.FILENAME
 # Settings a resumed run may change: more samples or problems extend it, the rest replays.
 GROWS = ("concurrency", "samples", "limit", "problem_count")
 KEPT_FILE = "kept_ids.txt"
@@ -76,7 +77,7 @@ def read_jsonl(path: Path, record: type[BaseModel]) -> list[Any]:
 
 def write_problems(run_dir: Path, problems: Sequence[Problem], kept: Iterable[str] | None = None) -> None:
     """`problems.jsonl`, and `kept_ids.txt` when the stage passes on only the `kept` ids."""
-    write_jsonl(run_dir / PROBLEMS_FILE, problems)
+    problem_file.write_problems(run_dir, list(problems))
     if kept is not None:
         wanted = set(kept)
         (run_dir / KEPT_FILE).write_text("".join(f"{p.id}\n" for p in problems if p.id in wanted))
@@ -84,7 +85,7 @@ def write_problems(run_dir: Path, problems: Sequence[Problem], kept: Iterable[st
 
 def passed_on(run_dir: Path) -> list[Problem]:
     """The problems a stage's run directory passes on to the next stage."""
-    problems = read_problems(run_dir / PROBLEMS_FILE)
+    problems = read_problems(run_dir)
     kept_path = run_dir / KEPT_FILE
     if not kept_path.is_file():
         return problems
@@ -92,8 +93,11 @@ def passed_on(run_dir: Path) -> list[Problem]:
     return [p for p in problems if p.id in kept]
 
 
-def read_problems(path: Path) -> list[Problem]:
-    return read_jsonl(path, Problem)
+def read_problems(run_dir: Path) -> list[Problem]:
+    """The problems of a run directory; a missing or bad `problems.jsonl` fails naming it."""
+    if not (run_dir / PROBLEMS_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir / PROBLEMS_FILE} does not exist: is {run_dir} a run directory of a data stage?")
+    return list(problem_file.read_problems(run_dir).values())
 
 
 def read_stage(run_dir: str | Path, commands: Sequence[str]) -> tuple[list[SampleRecord], list[Problem], dict]:
@@ -105,7 +109,7 @@ def read_stage(run_dir: str | Path, commands: Sequence[str]) -> tuple[list[Sampl
     if manifest.get("command") not in commands:
         raise ValueError(f"{run_dir} was written by {manifest.get('command')!r}; this step reads runs of {', '.join(commands)}")
     records, _ = load_run(run_dir)
-    return records, read_problems(run_dir / PROBLEMS_FILE), manifest
+    return records, read_problems(run_dir), manifest
 
 
 def check_resumable(run_dir: Path, config: dict[str, Any], may_change: Sequence[str] = GROWS) -> None:

@@ -259,6 +259,7 @@ def test_export_drops_and_reports_decontamination_matches(data, tmp_path):
     assert sft["problem_id"] == ["odd"]
     card = (tmp_path / "e" / "README.md").read_text()
     assert "1 training problems matched; 1 rows dropped here" in card and "bench.jsonl | exact | 1 |" in card
+    assert "bench.jsonl` (1 problems)" in card
 
 
 def test_bad_inputs_fail_naming_file_row_and_field(data, tmp_path):

@@ -77,7 +77,18 @@ def decontamination_section(decontamination: str | None, counts: dict, matches: 
              f"{counts['dropped_as_contaminated']} rows dropped here.", "", "| against | method | pairs |", "|---|---|---|"]
     by_kind = Counter((str(m.get("against", "?")), str(m.get("method", "?"))) for m in matches)
     lines += [f"| {against} | {method} | {count} |" for (against, method), count in sorted(by_kind.items())]
-    return lines
+    return lines + checked_against(Path(decontamination))
+
+
+def checked_against(run_dir: Path) -> list[str]:
+    """What the decontamination run's report says it compared: every benchmark, matched or not."""
+    path = run_dir / "report.json"
+    if not path.is_file():
+        return ["", "(the run has no report.json: only the matched benchmarks are known)"]
+    report = json.loads(path.read_text())
+    compared = [f"`{name}` ({entry.get('against_problems', '?')} problems)" for name, entry in report.get("against", {}).items()]
+    lines = ["", f"Checked `{report.get('train')}` against {', '.join(compared) or 'nothing'}"]
+    return lines + [f"with settings `{json.dumps(report.get('settings', {}), sort_keys=True)}`."]
 
 
 def dataset_card(manifest: dict, counts: dict, matches: list[dict] | None) -> str:

@@ -175,13 +175,27 @@ def test_interrupted_distill_resumes_without_repeating_calls(data, tmp_path, mon
 
 def test_failed_teacher_calls_are_recorded_and_redone_on_resume(data, tmp_path, monkeypatch):
     out = tmp_path / "distill"
-    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", lambda m, s: Completion.failure("teacher", "http_503", "overloaded"))
-    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", out)
-    rows = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
-    assert set(rows["status"]) == {"failed"} and set(rows["error"]) == {"overloaded"} and set(rows["proof"]) == {""}
+
+    def overloaded_on_odd(messages, sampling):
+        return Completion.failure("teacher", "http_503", "overloaded") if which(messages) == "odd" else teacher(messages, sampling)
+
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", overloaded_on_odd)
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--max-failures", 1, "--out", out)
+    rows = {r["problem_id"]: r for r in load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")}
+    assert rows["odd"]["status"] == "failed" and rows["odd"]["error"] == "overloaded" and rows["odd"]["proof"] == ""
+    assert rows["even"]["status"] == "ok"
+    CALLS.clear()
     monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", teacher)
     invoke("distill", data, "-m", "teacher", "-k", 1, "--out", out)
-    assert sum(CALLS.values()) == 3
+    assert sum(CALLS.values()) == 1  # only the failed sample is redone
+
+
+def test_a_teacher_that_is_down_fails_the_run(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "teacher", lambda m, s: Completion.failure("teacher", "http_503", "overloaded"))
+    result = runner.invoke(app, ["data", "distill", str(data), "-m", "teacher", "-k", "2", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "overloaded" in result.output
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["status"] == "failed"
+    assert all(r.attempt.status == "failed" for r in SampleStore(tmp_path / "d" / "samples.jsonl").read().values())
 
 
 def test_rubrics_difficulty_and_rl_export(data, tmp_path):

@@ -16,8 +16,11 @@ from qednano.cli.common import (
     AggregateOpt,
     GraderSamplesOpt,
     GradersOpt,
+    IdleTimeoutOpt,
+    MaxFailuresOpt,
     NoCacheOpt,
     RunDirOpt,
+    TimeoutOpt,
     VariantOpt,
     console,
     open_cache,
@@ -25,6 +28,7 @@ from qednano.cli.common import (
     user_errors,
 )
 from qednano.llm.types import Sampling
+from qednano.records.failures import DEFAULT_MAX_FAILURES
 from qednano.tables import rich_table
 
 data_app = typer.Typer(help="Make and check training data: distill, grade, filter, rubrics, label, difficulty, export, dedup, decontaminate.", no_args_is_help=True)
@@ -141,6 +145,9 @@ def distill(
     reasoning_effort: Annotated[str | None, typer.Option(help="minimal, low, medium or high, for reasoning models.")] = None,
     shard_rows: Annotated[int, typer.Option(help="Rows per parquet shard.")] = 10_000,
     concurrency: Concurrency = 256,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -149,7 +156,8 @@ def distill(
 
     with user_errors():
         config = DistillConfig(problems=problems, teacher=model, samples=samples, limit=limit, columns=parse_columns(column),
-                               sampling=sampling(temperature, max_tokens, reasoning_effort), shard_rows=shard_rows, concurrency=concurrency)
+                               sampling=sampling(temperature, max_tokens, reasoning_effort), shard_rows=shard_rows, concurrency=concurrency,
+                               max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_distill(config, out, open_cache(no_cache))
     statuses = {s: sum(r.attempt.status == s for r in records) for s in ("ok", "no_proof", "failed")}
     truncated = sum(r.attempt.truncated for r in records)
@@ -189,6 +197,9 @@ def grade(
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     concurrency: Concurrency = 64,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -197,7 +208,8 @@ def grade(
 
     with user_errors():
         config = DataGradeConfig(run=run, graders=grader or [], variant=variant, aggregate=aggregate,
-                                 grader_samples=grader_samples, concurrency=concurrency)
+                                 grader_samples=grader_samples, concurrency=concurrency, max_failures=max_failures,
+                                 timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_data_grade(config, out, open_cache(no_cache))
     graded = [r for r in records if r.score is not None]
     mean = f"{sum(r.score for r in graded) / len(graded):.2f}" if graded else "n/a"
@@ -264,6 +276,9 @@ def difficulty(
     temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None,
     concurrency: Concurrency = 64,
+    max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
+    timeout: TimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     out: RunDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -273,7 +288,8 @@ def difficulty(
     with user_errors():
         config = DifficultyConfig(problems=problems, policy=model, graders=grader or [], samples=samples, variant=variant,
                                   aggregate=aggregate, grader_samples=grader_samples, min_graded=min_graded, limit=limit,
-                                  columns=parse_columns(column), sampling=sampling(temperature, max_tokens), concurrency=concurrency)
+                                  columns=parse_columns(column), sampling=sampling(temperature, max_tokens), concurrency=concurrency,
+                                  max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, results = run_difficulty(config, out, open_cache(no_cache))
     done(f"kept {sum(r.kept for r in results)} of {len(results)} problems (reasons in difficulty.jsonl)", path)
 

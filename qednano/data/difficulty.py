@@ -17,12 +17,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_jsonl, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, run_samples, write_jsonl, write_problems
 from qednano.grading.build import GradingConfig, build_grader
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.record import Problem
+from qednano.records.failures import RunLimits
 from qednano.records.pipeline import evaluate
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
@@ -31,7 +32,7 @@ from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
 
 
-class DifficultyConfig(GradingConfig):
+class DifficultyConfig(GradingConfig, RunLimits):
     problems: str = Field(description="Problem source: benchmark, dataset, file, or a data run directory.")
     policy: str = Field(description="The policy model whose rollouts measure difficulty.")
     samples: int = Field(8, ge=2, description="Rollouts per problem.")
@@ -96,13 +97,14 @@ def run_difficulty(config: DifficultyConfig, out: Path | None, cache: CallCache 
     run_dir = Path(out or default_run_dir("data-difficulty", Path(config.policy).stem))
     manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
     check_resumable(run_dir, manifest_config, may_change=(*GROWS, "min_graded"))
-    policy = load_model(config.policy, cache=cache)
+    policy = load_model(config.policy, cache=cache, **config.call_limits())
     policy.defaults = config.sampling.merged_over(policy.defaults)
-    graders = [load_model(name, cache=cache) for name in config.graders]
+    graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
     grader = build_grader("proof", config, graders)
     with Run(run_dir, "data-difficulty", manifest_config, models=[policy, *graders]):
-        job = evaluate(problems, Direct(DirectConfig(), Roles(policy)), grader, config.samples, SampleStore(run_dir / "samples.jsonl"), config.concurrency)
-        results = summarize(problems, run_models([policy, *graders], job), config.min_graded)
+        store = SampleStore(run_dir / "samples.jsonl")
+        job = evaluate(problems, Direct(DirectConfig(), Roles(policy)), grader, config.samples, store, config.concurrency, config.max_failures)
+        results = summarize(problems, run_samples([policy, *graders], job), config.min_graded)
         write_jsonl(run_dir / "difficulty.jsonl", results)
         write_problems(run_dir, problems, kept=[r.problem_id for r in results if r.kept])
     return run_dir, results

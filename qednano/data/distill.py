@@ -18,13 +18,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, run_samples, write_problems
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.record import Problem
+from qednano.records.failures import RunLimits
 from qednano.records.pipeline import evaluate
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
@@ -33,7 +34,7 @@ from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
 
 
-class DistillConfig(BaseModel):
+class DistillConfig(RunLimits):
     """Everything that determines a distillation run; stored in its manifest."""
 
     problems: str = Field(description="Problem source: benchmark, dataset, file, or a data run directory.")
@@ -98,13 +99,13 @@ def run_distill(config: DistillConfig, out: Path | None, cache: CallCache | None
     run_dir = Path(out or default_run_dir("data-distill", Path(config.teacher).stem))
     manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
     check_resumable(run_dir, manifest_config, may_change=(*GROWS, "shard_rows"))
-    teacher = load_model(config.teacher, cache=cache)
+    teacher = load_model(config.teacher, cache=cache, **config.call_limits())
     teacher.defaults = config.sampling.merged_over(teacher.defaults)  # command-line sampling wins
     store = SampleStore(run_dir / "samples.jsonl")
     with Run(run_dir, "data-distill", manifest_config, models=[teacher]):
         write_problems(run_dir, problems)
-        job = evaluate(problems, Direct(DirectConfig(), Roles(teacher)), None, config.samples, store, concurrency=config.concurrency)
-        records = run_models([teacher], job)
+        job = evaluate(problems, Direct(DirectConfig(), Roles(teacher)), None, config.samples, store, config.concurrency, config.max_failures)
+        records = run_samples([teacher], job)
         by_id = {p.id: p for p in problems}
         write_shards(run_dir / "data", [sample_row(r, by_id[r.problem_id]) for r in records], config.shard_rows)
     return run_dir, records

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from qednano.data.stage import check_resumable, read_stage, run_models, write_problems
+from qednano.data.stage import check_resumable, read_stage, run_samples, write_problems
 from qednano.grading.build import GradingConfig, build_grader
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
+from qednano.records.failures import RunLimits
 from qednano.records.pipeline import Replay, evaluate_pairs
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
@@ -25,7 +26,7 @@ from qednano.records.store import SampleStore
 GRADABLE = ("data-distill", "data-grade", "data-difficulty", "eval")
 
 
-class DataGradeConfig(GradingConfig):
+class DataGradeConfig(GradingConfig, RunLimits):
     run: str = Field(description="The run directory whose samples are graded.")
     concurrency: int = Field(64, ge=1)
 
@@ -41,12 +42,13 @@ def run_data_grade(config: DataGradeConfig, out: Path | None, cache: CallCache |
     missing = sorted({r.problem_id for r in records} - by_id.keys())
     if missing:
         raise ValueError(f"{config.run}/problems.jsonl lacks problems {', '.join(missing[:5])} that samples.jsonl grades")
-    graders = [load_model(name, cache=cache) for name in config.graders]
+    graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
     grader = build_grader("proof", config, graders)
     # a regraded run's old grades must not count: attempts are replayed without them
     replay = Replay([record.attempt for record in records])
     work = [(by_id[r.problem_id], r.sample_index) for r in records]
     with Run(run_dir, "data-grade", manifest_config, models=graders):
         write_problems(run_dir, problems)
-        graded = run_models(graders, evaluate_pairs(work, replay, grader, SampleStore(run_dir / "samples.jsonl"), config.concurrency))
+        job = evaluate_pairs(work, replay, grader, SampleStore(run_dir / "samples.jsonl"), config.concurrency, config.max_failures)
+        graded = run_samples(graders, job)
     return run_dir, graded

@@ -24,6 +24,7 @@ from qednano.problems.columns import ProblemLoadError
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
 from qednano.records import problems as problem_file
+from qednano.records.failures import check_outcome, summarize
 from qednano.records.pipeline import closing
 from qednano.records.rundir import read_manifest
 from qednano.records.sample import SampleRecord
@@ -32,7 +33,7 @@ from qednano.secrets import redact, secret_values
 
 PROBLEMS_FILE = problem_file.FILENAME
 # Settings a resumed run may change: more samples or problems extend it, the rest replays.
-GROWS = ("concurrency", "samples", "limit", "problem_count")
+GROWS = ("concurrency", "samples", "limit", "problem_count", "max_failures", "timeout_s", "idle_timeout_s")
 KEPT_FILE = "kept_ids.txt"
 
 
@@ -127,3 +128,11 @@ def check_resumable(run_dir: Path, config: dict[str, Any], may_change: Sequence[
 def run_models(models: Sequence[Model], job: Awaitable[Any]) -> Any:
     """Await `job` on a fresh event loop, closing the models' connections after."""
     return asyncio.run(closing(models, job))
+
+
+def run_samples(models: Sequence[Model], job: Awaitable[list[SampleRecord]]) -> list[SampleRecord]:
+    """`run_models` for generate/grade work; a run whose every sample failed raises RunFailed
+    (a run stopped early by --max-failures raises it from the pipeline)."""
+    records = run_models(models, job)
+    check_outcome(summarize(records))
+    return records

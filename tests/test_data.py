@@ -349,3 +349,17 @@ def test_distill_spreads_calls_over_base_urls_and_keeps_server_reasoning(tmp_pat
     rows = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     assert set(rows["reasoning_content"]) == {"Let me think."} and set(rows["proof"]) == {"Proof. By parity."}
     assert set(rows["completion_tokens"]) == {30} and set(rows["reasoning_tokens"]) == {20}
+
+
+def test_the_viewer_shows_a_graded_distillation_run(data, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from qednano.viewer.app import create_app
+    from qednano.viewer.rundirs import RunSet
+
+    invoke("distill", data, "-m", "teacher", "-k", 1, "--out", tmp_path / "distill")
+    invoke("grade", tmp_path / "distill", "-g", "grader", "--out", tmp_path / "graded")
+    client = TestClient(create_app(RunSet([tmp_path / "graded"])))
+    assert client.get("/run/graded").status_code == 200
+    page = client.get("/run/graded/problem/even").text
+    assert PROBLEMS[0]["problem"] in page and PROBLEMS[0]["solution"] in page and "7 / 7" in page

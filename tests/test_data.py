@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from qednano.cli import app
 from qednano.data.difficulty import measure
 from qednano.llm.scripted import BUILTIN_SCRIPTS
-from qednano.llm.types import Completion
+from qednano.llm.types import Completion, Sampling
 from qednano.problems.loaders import load_problems
 from qednano.records.store import SampleStore
 
@@ -315,7 +315,8 @@ def test_push_to_hub_uploads_the_card_then_the_dataset_only_when_asked(data, tmp
 
 
 def test_distill_spreads_calls_over_base_urls_and_keeps_server_reasoning(tmp_path, monkeypatch):
-    """Two loopback OpenAI-compatible servers: calls go to both at once; the reasoning field is kept apart."""
+    """Two loopback OpenAI-compatible servers: calls go to both at once, thinking switched on; the
+    server's reasoning field is kept apart from the proof."""
     import asyncio
     import threading
 
@@ -338,13 +339,14 @@ def test_distill_spreads_calls_over_base_urls_and_keeps_server_reasoning(tmp_pat
         asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(10)
     try:
         teacher = "openai:fault-model@" + ",".join(server.url for server in servers)
-        out, records = run_distill(DistillConfig(problems=str(problems), teacher=teacher, samples=4), tmp_path / "d", None)
+        out, records = run_distill(DistillConfig(problems=str(problems), teacher=teacher, samples=4, sampling=Sampling(thinking=True)), tmp_path / "d", None)
     finally:
         for server in servers:
             asyncio.run_coroutine_threadsafe(server.__aexit__(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
     assert len(records) == 12 and all(r.attempt.status == "ok" for r in records)
     assert all(len(server.requests) >= 3 for server in servers)  # load-balanced over both URLs
+    assert all(r.body["chat_template_kwargs"] == {"enable_thinking": True} for server in servers for r in server.requests)
     assert sum(server.max_in_flight for server in servers) > 2  # many samples in flight at once
     rows = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     assert set(rows["reasoning_content"]) == {"Let me think."} and set(rows["proof"]) == {"Proof. By parity."}

@@ -124,8 +124,9 @@ TriesOpt = Annotated[int, typer.Option(help="Answers drawn per problem before it
 Concurrency = Annotated[int, typer.Option(help="Samples in flight at once (each model's own limit also applies).")]
 
 
-def sampling(temperature: float | None, max_tokens: int | None, reasoning_effort: str | None = None) -> Sampling:
-    given = {"temperature": temperature, "max_tokens": max_tokens, "reasoning_effort": reasoning_effort}
+def sampling(temperature: float | None, max_tokens: int | None, reasoning_effort: str | None = None,
+             thinking: bool | None = None) -> Sampling:
+    given = {"temperature": temperature, "max_tokens": max_tokens, "reasoning_effort": reasoning_effort, "thinking": thinking}
     return Sampling(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -143,6 +144,8 @@ def distill(
     temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None,
     reasoning_effort: Annotated[str | None, typer.Option(help="minimal, low, medium or high, for reasoning models.")] = None,
+    thinking: Annotated[bool | None, typer.Option("--thinking/--no-thinking", help=(
+        "Switch a vLLM/SGLang chat template's thinking on or off (default: the model file's `sampling.thinking`)."))] = None,
     shard_rows: Annotated[int, typer.Option(help="Rows per parquet shard.")] = 10_000,
     concurrency: Concurrency = 256,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
@@ -156,7 +159,7 @@ def distill(
 
     with user_errors():
         config = DistillConfig(problems=problems, teacher=model, samples=samples, limit=limit, columns=parse_columns(column),
-                               sampling=sampling(temperature, max_tokens, reasoning_effort), shard_rows=shard_rows, concurrency=concurrency,
+                               sampling=sampling(temperature, max_tokens, reasoning_effort, thinking), shard_rows=shard_rows, concurrency=concurrency,
                                max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_distill(config, out, open_cache(no_cache))
     statuses = {s: sum(r.attempt.status == s for r in records) for s in ("ok", "no_proof", "failed")}

@@ -3,8 +3,9 @@
 Distillation is "generate" over a problem set: the teacher answers through the `direct`
 scaffold (the same prompt the student is later evaluated with), inside the resumable pipeline,
 so concurrency, load balancing over base URLs, retries and the call cache all come from the
-layers below. Thinking models think in their own way (a `<think>` block or the server's
-reasoning field); both land in the completion's `reasoning`, apart from the proof.
+layers below. Hybrid models served by vLLM/SGLang think when their model file (or `--thinking`)
+sets `sampling.thinking`; models think in their own way (a `<think>` block or the server's
+reasoning field), and both land in the completion's `reasoning`, apart from the proof.
 
 The run directory holds `samples.jsonl` (every attempt, failures included), `problems.jsonl`,
 and `data/train-XXXXX-of-YYYYY.parquet`: one row per sample with its reasoning, proof, finish

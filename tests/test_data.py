@@ -265,8 +265,8 @@ def test_export_drops_and_reports_decontamination_matches(data, tmp_path):
     bench = tmp_path / "bench.jsonl"  # an evaluation set that holds one of our problems, reworded
     bench.write_text(json.dumps({"id": "B-1", "problem": "Show that the sum of two even integers is even."}) + "\n")
     decon = tmp_path / "decon"
-    # jsonl: decontaminate's parquet writer fails on problems.jsonl rows (empty `metadata` structs)
-    invoke("decontaminate", tmp_path / "f", "--against", bench, "--format", "jsonl", "--out", decon)
+    invoke("decontaminate", tmp_path / "f", "--against", bench, "--out", decon)  # parquet: rows hold empty `metadata` maps
+    assert (decon / "train.parquet").is_file()
     assert {m["train_id"] for m in lines(decon / "matches.jsonl")} == {"even"}
     invoke("export", tmp_path / "f", "--decontamination", decon, "--out", tmp_path / "e")
     sft = load_from_disk(str(tmp_path / "e" / "dataset"))

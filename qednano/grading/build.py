@@ -14,6 +14,7 @@ from qednano.grading.answer import grade_answer
 from qednano.grading.panel import Panel
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade, ProofGrader
+from qednano.grading.self_evaluation import StripSelfEvaluation
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
 
@@ -27,6 +28,9 @@ class GradingConfig(BaseModel):
     variant: str = Field("reference", description="Proof-grading prompt variant.")
     aggregate: Literal["mean", "median", "min"] = Field("mean", description="How a panel combines scores.")
     grader_samples: int = Field(1, ge=1, description="Gradings per grader model, aggregated as a panel.")
+    strip_self_evaluation: bool = Field(
+        True, description="Cut a proof's self-evaluation section (from its heading on) before grading."
+    )
 
 
 class AnswerGrader:
@@ -41,7 +45,15 @@ class AnswerGrader:
 
 
 def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
-    """The answer checker, one rubric grader, or a panel of them; None when proofs go ungraded."""
+    """The answer checker, one rubric grader, or a panel of them; None when proofs go ungraded.
+    Self-evaluation sections are cut first unless the config keeps them."""
+    grader = _grader(task, config, graders)
+    if grader is None or not config.strip_self_evaluation:
+        return grader
+    return StripSelfEvaluation(grader)
+
+
+def _grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
     if task == "answer":
         return AnswerGrader(graders[0] if graders else None)
     if not graders:

@@ -129,8 +129,23 @@ BACKENDS: dict[str, BackendFactory] = {"openai": _openai, "embedded": _embedded,
 
 
 def build_model(spec: ModelSpec, cache: CallCache | None = None) -> Model:
+    counter = None
+    if spec.tokenizer:
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer, token_counter
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        check_thinking_in_prompt(spec, tokenizer)
+        counter = token_counter(tokenizer)
     backend = BACKENDS[spec.backend](spec)
-    return Model(spec.name, backend, defaults=spec.sampling, prices=spec.prices, cache=cache)
+    return Model(
+        spec.name,
+        backend,
+        defaults=spec.sampling,
+        prices=spec.prices,
+        cache=cache,
+        thinking_in_prompt=spec.thinking_in_prompt,
+        count_tokens=counter,
+    )
 
 
 def load_model(

@@ -126,6 +126,7 @@ def test_counts_split_every_sample_once():
         "failed": 1,
         "pending": 1,
         "truncated": 2,
+        "unanswered": 0,
     }
     assert counts.graded + counts.ungraded + counts.no_proof + counts.failed + counts.pending == counts.samples
 
@@ -176,14 +177,14 @@ def test_nothing_scored_gives_no_mean_not_zero():
     rep = build_report([sample("p", 0, attempt="failed", grade=None), sample("p", 1, grade="ungraded")], MANIFEST)
     assert rep.mean_points is None and rep.ci_points is None and rep.at_k == []
     assert (rep.counts.failed, rep.counts.ungraded, rep.problems, rep.problems_seen) == (1, 1, 0, 1)
-    assert "| mean (points) | - of 7 |" in report.render_markdown(rep)
+    assert "| mean (points) | - of 7 (1 ungraded, 1 failed, 0 pending left out) |" in report.render_markdown(rep)
 
 
 def test_renderings_show_the_numbers():
     rep = build_report(run_records(), MANIFEST)
     text = report.render_markdown(rep)
     assert text.startswith("# qed-nano-4b on proofbench")
-    assert "| mean (points) | 4.61 of 7 |" in text
+    assert "| mean (points) | 4.61 of 7 (1 ungraded, 1 failed, 1 pending left out) |" in text
     assert "| run status | interrupted |" in text
     assert "| 2 | 0.889 | 4.61 | 6.56 |" in text
     assert "| Geometry | 3.50 | 50.0 | 1 | 2 |" in text

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from qednano.cli.common import (
     AggregateOpt,
+    ColumnOpt,
     ConcurrencyOpt,
     GraderSamplesOpt,
     GradersOpt,
@@ -177,14 +178,14 @@ def eval_command(
     bench: Annotated[str, typer.Option(help="imo-proofbench, imo-answerbench, proofbench, a HF name or a file.")],
     model: ModelOpt = "smollm2",
     grader: GradersOpt = None,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
-    task: Annotated[str | None, typer.Option(help="proof or answer (default: from the bench name).")] = None,
+    task: Annotated[str | None, typer.Option(help="proof or answer (default: decided from the problems, and printed).")] = None,
     samples: Annotated[int, typer.Option("-n", "--samples", help="Samples per problem.")] = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N problems.")] = None,
     problem: Annotated[list[str] | None, typer.Option("--problem", "-p", help="Only this problem id (repeatable).")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="Column map for files: field=COLUMN, e.g. statement=question.")] = None,
+    column: ColumnOpt = None,
     split: Annotated[str | None, typer.Option(help="Dataset split (Hugging Face datasets).")] = None,
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
@@ -219,7 +220,7 @@ def eval_command(
 def grade(
     file: Annotated[Path, typer.Argument(help="Generations (columns problem, model_solution, solution, grading_guidelines, answer).")],
     grader: GradersOpt = None,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     task: Annotated[str | None, typer.Option(help="proof or answer (default: from the file's columns).")] = None,
@@ -244,10 +245,11 @@ def grade(
 def grader_bench(
     data: Annotated[str, typer.Argument(help="IMO-GradingBench CSV, or a rated-proof dataset such as wenjiema02/ProofBench.")],
     grader: Annotated[list[str], typer.Option("--grader", "-g", help="Grader model; repeat for a panel.")],  # required here
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N responses.")] = None,
+    column: ColumnOpt = None,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -260,8 +262,8 @@ def grader_bench(
 
     with user_errors():
         config = GraderBenchConfig(data=data, graders=grader, variant=variant, aggregate=aggregate, grader_samples=grader_samples, limit=limit,
-                                   concurrency=concurrency, max_failures=max_failures, timeout_s=timeout,
-                                   idle_timeout_s=idle_timeout)
+                                   columns=parse_columns(column), concurrency=concurrency, max_failures=max_failures,
+                                   timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grader_bench(config, out, open_cache(no_cache), console)
 
 

@@ -33,7 +33,7 @@ def _resolve(columns: ColumnMap, available: Sequence[str], table: str, id_option
             if choice.split(".")[0] not in present:
                 raise ProblemLoadError(
                     f"{table}: field {field!r} is mapped to column {choice!r}, which does not exist; "
-                    f"columns are {list(available)}. Fix: pass columns={{{field.split('.')[0]!r}: ...}}"
+                    f"columns are {list(available)}. Fix: pass --column {field.split('.')[0]}=COLUMN"
                 )
             resolved[field] = choice
         else:
@@ -42,7 +42,7 @@ def _resolve(columns: ColumnMap, available: Sequence[str], table: str, id_option
         if resolved[field] is None:
             raise ProblemLoadError(
                 f"{table}: no column for the problem {field}; looked for {list(getattr(columns, field) or ())}, "
-                f"columns are {list(available)}. Fix: pass columns={{{field!r}: 'COLUMN'}}"
+                f"columns are {list(available)}. Fix: pass --column {field}=COLUMN"
             )
     return resolved
 

@@ -64,10 +64,13 @@ class EvalConfig(GradingConfig, RunLimits):
     concurrency: int = Field(32, ge=1)
     split: str | None = None
     columns: dict[str, str] = Field(default_factory=dict, description="Column map for files, field -> column.")
+    rescale_rubrics: bool = Field(False, description="Scale rubric points that do not sum to 7 instead of refusing them.")
 
 
 def select_problems(config: EvalConfig) -> list[Problem]:
-    problems = load_problems(config.bench, split=config.split, columns=config.columns or None, limit=config.limit)
+    problems = load_problems(
+        config.bench, split=config.split, columns=config.columns or None, limit=config.limit, rescale_rubrics=config.rescale_rubrics
+    )
     if not config.problem_ids:
         return problems
     wanted = set(config.problem_ids)

@@ -68,14 +68,16 @@ def load_problems(
     split: str | None = None,
     columns: ColumnMap | Mapping[str, Any] | None = None,
     limit: int | None = None,
+    rescale_rubrics: bool = False,
 ) -> list[Problem]:
     """Problems from a benchmark short name, a Hugging Face dataset name or a file path.
 
     `columns` overrides the source's column map field by field, e.g.
     `{"id": "problem_idx", "statement": "problem"}`. `limit` keeps the first rows only.
+    `rescale_rubrics` scales rubric points that do not sum to 7 (otherwise an error).
     """
     table, layout = open_source(source, split=split, columns=columns, limit=limit)
-    return problems_from(table, layout)
+    return problems_from(table, layout.model_copy(update={"rescale_rubrics": rescale_rubrics}))
 
 
 class RatedResponse(BaseModel):

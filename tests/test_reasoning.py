@@ -164,3 +164,9 @@ async def test_the_grader_never_sees_the_self_evaluation_and_it_is_recorded(monk
     assert grade.self_evaluation.startswith("## **Self Evaluation**") and "7/7" in grade.self_evaluation
     kept = await build_grader("proof", GradingConfig(strip_self_evaluation=False), []).grade(PROBLEM, SELF_EVALUATED)
     assert seen.proofs[-1] == SELF_EVALUATED and kept.self_evaluation == ""
+
+
+@pytest.mark.slow
+def test_the_embedded_models_template_is_checked():
+    with pytest.raises(ModelConfigError, match="does not open <think> in the prompt, but thinking_in_prompt is True"):
+        build_model(ModelSpec(name="smol", backend="embedded", model="SmolLM2-135M-Instruct", thinking_in_prompt=True))

@@ -268,3 +268,18 @@ def test_compare_runs_renders_and_handles_no_overlap():
 def test_compare_runs_refuses_different_scales():
     with pytest.raises(ValueError, match="one scale"):
         compare.compare_runs([sample("p", 0, 7)], [sample("p", 0, 1, max_score=1.0)])
+
+
+async def test_unanswered_short_answers_count_against_the_mean_and_are_counted():
+    """Four answers, two right, one unboxed, one with words: 50%, with 2 unanswered counted."""
+    from qednano.grading.answer import grade_answer
+    from qednano.problems.record import Problem
+
+    problem = Problem(id="a1", statement="Compute 3 + 4.", short_answer="7")
+    responses = [r"\boxed{7}", r"\boxed{7}", "It is seven.\nDone.", r"\boxed{7 \text{ or } 8}"]
+    records = [
+        sample("a1", i, max_score=1.0).model_copy(update={"grade": await grade_answer(problem, response)})
+        for i, response in enumerate(responses)
+    ]
+    rep = build_report(records, MANIFEST)
+    assert (rep.mean_percent, rep.counts.unanswered, rep.counts.ungraded) == (50.0, 2, 0)

@@ -136,6 +136,13 @@ def build_model(spec: ModelSpec, cache: CallCache | None = None) -> Model:
         tokenizer = load_tokenizer(spec.tokenizer)
         check_thinking_in_prompt(spec, tokenizer)
         counter = token_counter(tokenizer)
+    elif spec.backend == "embedded" and spec.thinking_in_prompt:
+        # The embedded model's template is known (its GGUF file carries it); it counts its own tokens.
+        from qednano.llm.embedded import find_gguf
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer
+
+        gguf = find_gguf(spec.model)
+        check_thinking_in_prompt(spec, load_tokenizer(str(gguf.parent), gguf_file=gguf.name))
     backend = BACKENDS[spec.backend](spec)
     return Model(
         spec.name,

@@ -15,11 +15,11 @@ from qednano.llm.spec import ModelConfigError, ModelSpec
 PROBE = [{"role": "user", "content": "Prove that 1 + 1 = 2."}]
 
 
-def load_tokenizer(name: str) -> Any:
+def load_tokenizer(name: str, **options: Any) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, **options)
     except (OSError, ValueError) as err:
         raise ModelConfigError(f"tokenizer {name!r} cannot be loaded: {err}") from err
 
@@ -39,7 +39,7 @@ def check_thinking_in_prompt(spec: ModelSpec, tokenizer: Any) -> None:
     if opens != spec.thinking_in_prompt:
         does = "opens <think> in the prompt" if opens else "does not open <think> in the prompt"
         raise ModelConfigError(
-            f"model {spec.name!r}: the chat template of tokenizer {spec.tokenizer!r} {does}, but "
+            f"model {spec.name!r}: the chat template of tokenizer {spec.tokenizer or spec.model!r} {does}, but "
             f"thinking_in_prompt is {spec.thinking_in_prompt}; set thinking_in_prompt: {opens}"
         )
 

@@ -11,7 +11,7 @@ from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Prices, Usage
 from qednano.problems.record import Problem
 
-PROBLEM = Problem(id="p", statement="Prove it.", reference_solution="Like this.")
+PROBLEM = Problem(id="p", statement="Prove it.", reference_solution="Like this.", grading_guidelines="(Partial) 1. A lemma.")
 PROOF = "A proof."
 
 

@@ -18,8 +18,8 @@ from qednano.llm.types import Completion, Usage, proof_text
 from qednano.problems.record import Problem
 from qednano.records.sample import SampleRecord
 from qednano.reports.report import build_report, render_markdown
-from qednano.scaffolds.direct import Direct, DirectConfig
 from qednano.scaffolds.config import Roles
+from qednano.scaffolds.direct import Direct, DirectConfig
 
 PROBLEM = Problem(id="p", statement="Prove that 1 + 1 = 2.", reference_solution="Count.")
 SMOLLM_TOKENIZER = next(iter(sorted((Path.home() / ".cache/qednano/tokenizers").glob("SmolLM2-*"))), None)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from qednano.evaluate.imported import ImportedRow, read_generations, write_graded
+from qednano.evaluate.imported import read_generations, write_graded
 from qednano.grading.build import GradingConfig, Task, build_grader, check_grading, infer_task
 from qednano.grading.record import ProofGrader
 from qednano.llm.cache import CallCache
@@ -99,7 +99,7 @@ def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGr
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "prompts", "prompt_files", "sampling",
+    "prompts", "prompt_files", "sampling", "strip_self_evaluation", "rescale_rubrics",
 )
 
 

@@ -24,7 +24,7 @@ from rich.text import Text
 from qednano.records.failures import FAILURE_HEADER, FailureSummary, failure_rows, summarize
 from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
-from qednano.reports.strict import left_out, std_over_runs, strict_mean
+from qednano.reports.strict import std_over_runs, strict_mean
 from qednano.tables import markdown_table, number, rich_table
 
 BREAKDOWN_FIELDS = ("category", "level", "source")

@@ -24,7 +24,7 @@ from rich.text import Text
 from qednano.records.failures import FAILURE_HEADER, FailureSummary, failure_rows, summarize
 from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
-from qednano.reports.strict import std_over_runs, strict_mean
+from qednano.reports.strict import left_out_warning, left_out_words, std_over_runs, strict_mean
 from qednano.tables import markdown_table, number, rich_table
 
 BREAKDOWN_FIELDS = ("category", "level", "source")
@@ -304,27 +304,18 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
 
 
 def left_out_note(report: Report) -> str:
-    """Beside the mean: what it leaves out, so a mean over few samples cannot pass for the whole."""
     c = report.counts
-    if not (c.ungraded or c.failed or c.pending):
-        return ""
-    return f" ({c.ungraded} ungraded, {c.failed} failed, {c.pending} pending left out)"
+    return left_out_words(c.ungraded, c.failed, c.pending)
 
 
 def warning(report: Report) -> str:
     c = report.counts
-    if not (c.ungraded or c.failed or c.pending):
-        return ""
-    return (
-        f"warning: {c.ungraded + c.failed + c.pending} of {c.samples} samples are not in the mean "
-        f"({c.ungraded} ungraded, {c.failed} failed, {c.pending} pending); the strict mean counts them as 0"
-    )
+    return left_out_warning(c.samples, c.ungraded, c.failed, c.pending)
 
 
 def reasoning_number(tokens: Tokens, value: float | None) -> str:
-    if tokens.reasoning_unknown:
-        return f"unknown ({tokens.reasoning_unknown} samples without a reasoning count)"
-    return number(value, 0)
+    unknown = tokens.reasoning_unknown
+    return f"unknown ({unknown} samples without a reasoning count)" if unknown else number(value, 0)
 
 
 def at_k_rows(report: Report) -> list[tuple[str, ...]]:

@@ -35,6 +35,17 @@ def std_over_runs(records: Sequence[SampleRecord]) -> float | None:
     return statistics.stdev(means) if len(means) > 1 else None
 
 
-def left_out(records: Sequence[SampleRecord]) -> int:
-    """Samples the main mean leaves out: failed, ungraded or not graded yet."""
-    return sum(record.score is None for record in records)
+def left_out_words(ungraded: int, failed: int, pending: int) -> str:
+    """Beside the mean: what it leaves out, so a mean over few samples cannot pass for the whole."""
+    if not (ungraded or failed or pending):
+        return ""
+    return f" ({ungraded} ungraded, {failed} failed, {pending} pending left out)"
+
+
+def left_out_warning(samples: int, ungraded: int, failed: int, pending: int) -> str:
+    if not (ungraded or failed or pending):
+        return ""
+    return (
+        f"warning: {ungraded + failed + pending} of {samples} samples are not in the mean "
+        f"({ungraded} ungraded, {failed} failed, {pending} pending); the strict mean counts them as 0"
+    )

@@ -150,8 +150,8 @@ SCHEME_ONLY = Problem(id="s", statement="x", grading_guidelines="(Partial) 1. So
 
 
 def test_auto_chooses_the_variant_from_what_each_problem_carries() -> None:
-    assert [choose_variant(p) for p in (USAMO, GUIDED, SCHEME_ONLY, BARE)] == [
-        "marking_scheme", "reference", "marking_scheme", "no_reference"
+    assert [choose_variant(p) for p in (USAMO, PROBLEM, GUIDED, SCHEME_ONLY, BARE)] == [
+        "marking_scheme", "strict", "reference", "marking_scheme", "no_reference"
     ]
 
 

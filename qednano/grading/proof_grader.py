@@ -71,12 +71,14 @@ class VariantError(ValueError):
 
 
 def choose_variant(problem: Problem) -> str:
-    """The variant for a problem's own material: a per-criterion scheme is marked item by item
-    (`marking_scheme`), guidelines with a solution as IMO-ProofBench does (`reference`)."""
+    """The variant for a problem's own material: a per-criterion scheme is marked checkpoint by
+    checkpoint (`strict` beside a reference solution, else `marking_scheme`), free-text guidelines
+    with a solution as IMO-ProofBench does (`reference`)."""
+    solution = bool(problem.reference_solution.strip())
     if problem.criteria:
-        return "marking_scheme"
+        return "strict" if solution else "marking_scheme"
     if problem.grading_guidelines.strip():
-        return "reference" if problem.reference_solution.strip() else "marking_scheme"
+        return "reference" if solution else "marking_scheme"
     return "no_reference"
 
 

@@ -170,3 +170,12 @@ async def test_the_grader_never_sees_the_self_evaluation_and_it_is_recorded(monk
 def test_the_embedded_models_template_is_checked():
     with pytest.raises(ModelConfigError, match="does not open <think> in the prompt, but thinking_in_prompt is True"):
         build_model(ModelSpec(name="smol", backend="embedded", model="SmolLM2-135M-Instruct", thinking_in_prompt=True))
+
+
+def test_unknown_reasoning_tokens_stay_unknown_in_the_manifest_totals(tmp_path):
+    from qednano.records.rundir import add_totals
+
+    known = {"models": {"m": {"calls": 1, "reasoning_tokens": 5}}}
+    unknown = {"models": {"m": {"calls": 2, "reasoning_tokens": None}}}
+    assert add_totals([known, known])["models"]["m"] == {"calls": 2, "reasoning_tokens": 10}
+    assert add_totals([known, unknown])["models"]["m"] == {"calls": 3, "reasoning_tokens": None}

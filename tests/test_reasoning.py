@@ -22,7 +22,22 @@ from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
 
 PROBLEM = Problem(id="p", statement="Prove that 1 + 1 = 2.", reference_solution="Count.")
-SMOLLM_TOKENIZER = next(iter(sorted((Path.home() / ".cache/qednano/tokenizers").glob("SmolLM2-*"))), None)
+
+
+@pytest.fixture(scope="module")
+def smollm_tokenizer(tmp_path_factory) -> Path:
+    """The SmolLM2 tokenizer as a folder: cached by an earlier run, else read from the GGUF file."""
+    cached = sorted((Path.home() / ".cache/qednano/tokenizers").glob("SmolLM2-*"))
+    if cached:
+        return cached[0]
+    from transformers import AutoTokenizer
+
+    from qednano.llm.embedded import find_gguf
+
+    gguf = find_gguf("SmolLM2-135M-Instruct")
+    folder = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
+    return folder
 
 
 def served(reply: Completion, **model) -> Model:
@@ -64,11 +79,9 @@ def test_one_rule_for_eval_and_rewards(text, opened, proof):
     assert proof_of(text, reasoning_in_prompt=opened) == proof
 
 
-def tokenizer_folder(tmp_path, opens_thinking: bool) -> str:
-    if SMOLLM_TOKENIZER is None:
-        pytest.skip("SmolLM2 tokenizer not cached")
+def tokenizer_folder(source: Path, tmp_path, opens_thinking: bool) -> str:
     folder = tmp_path / "tok"
-    shutil.copytree(SMOLLM_TOKENIZER, folder)
+    shutil.copytree(source, folder)
     tail = "<think>\n" if opens_thinking else ""
     template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" \
         "{% if add_generation_prompt %}<|im_start|>assistant\n" + tail + "{% endif %}"
@@ -83,15 +96,15 @@ def spec(**fields) -> ModelSpec:
     return ModelSpec(name="qed", backend="scripted", model="echo", **fields)
 
 
-def test_the_served_template_is_checked_against_the_setting(tmp_path):
-    opening = tokenizer_folder(tmp_path, opens_thinking=True)
+def test_the_served_template_is_checked_against_the_setting(smollm_tokenizer, tmp_path):
+    opening = tokenizer_folder(smollm_tokenizer, tmp_path, opens_thinking=True)
     with pytest.raises(ModelConfigError, match="opens <think> in the prompt, but thinking_in_prompt is False"):
         build_model(spec(tokenizer=opening))
     assert build_model(spec(tokenizer=opening, thinking_in_prompt=True)).thinking_in_prompt
 
 
-def test_a_template_that_does_not_open_thinking_refuses_the_setting(tmp_path):
-    plain = tokenizer_folder(tmp_path, opens_thinking=False)
+def test_a_template_that_does_not_open_thinking_refuses_the_setting(smollm_tokenizer, tmp_path):
+    plain = tokenizer_folder(smollm_tokenizer, tmp_path, opens_thinking=False)
     with pytest.raises(ModelConfigError, match="does not open <think>"):
         build_model(spec(tokenizer=plain, thinking_in_prompt=True))
 
@@ -118,8 +131,8 @@ async def test_the_report_says_unknown_not_zero():
     assert "| mean reasoning tokens | unknown (1 samples without a reasoning count) |" in render_markdown(report)
 
 
-def test_a_real_tokenizer_counts_reasoning(tmp_path):
-    model = build_model(spec(tokenizer=tokenizer_folder(tmp_path, opens_thinking=False)))
+def test_a_real_tokenizer_counts_reasoning(smollm_tokenizer, tmp_path):
+    model = build_model(spec(tokenizer=tokenizer_folder(smollm_tokenizer, tmp_path, opens_thinking=False)))
     assert model.count_tokens("Let us count these tokens.") >= 5
 
 

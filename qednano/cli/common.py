@@ -97,7 +97,8 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str]:
 
 
 GradersOpt = Annotated[list[str] | None, typer.Option("--grader", "-g", help="Grader model; repeat for a panel.")]
-VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: reference, strict, advisory, no_reference.")]
+ColumnOpt = Annotated[list[str] | None, typer.Option(help="Column map for files: field=COLUMN, e.g. statement=question.")]
+VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: auto (from each problem), reference, strict, advisory, marking_scheme, no_reference.")]
 AggregateOpt = Annotated[str, typer.Option(help="Panel aggregate: mean, median, min.")]
 GraderSamplesOpt = Annotated[int, typer.Option(help="Gradings per grader model, aggregated as a panel.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Samples generated or graded at once.")]

@@ -129,8 +129,30 @@ BACKENDS: dict[str, BackendFactory] = {"openai": _openai, "embedded": _embedded,
 
 
 def build_model(spec: ModelSpec, cache: CallCache | None = None) -> Model:
+    counter = None
+    if spec.tokenizer:
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer, token_counter
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        check_thinking_in_prompt(spec, tokenizer)
+        counter = token_counter(tokenizer)
+    elif spec.backend == "embedded" and spec.thinking_in_prompt:
+        # The embedded model's template is known (its GGUF file carries it); it counts its own tokens.
+        from qednano.llm.embedded import find_gguf
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer
+
+        gguf = find_gguf(spec.model)
+        check_thinking_in_prompt(spec, load_tokenizer(str(gguf.parent), gguf_file=gguf.name))
     backend = BACKENDS[spec.backend](spec)
-    return Model(spec.name, backend, defaults=spec.sampling, prices=spec.prices, cache=cache)
+    return Model(
+        spec.name,
+        backend,
+        defaults=spec.sampling,
+        prices=spec.prices,
+        cache=cache,
+        thinking_in_prompt=spec.thinking_in_prompt,
+        count_tokens=counter,
+    )
 
 
 def load_model(

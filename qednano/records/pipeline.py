@@ -67,13 +67,15 @@ async def evaluate_pairs(
     store: SampleStore,
     concurrency: int = 32,
     max_failures: float | None = None,
+    generates: bool = True,
 ) -> list[SampleRecord]:
-    """`evaluate` over explicit (problem, sample index) pairs, in their order."""
+    """`evaluate` over explicit (problem, sample index) pairs, in their order. `generates=False`:
+    the scaffold only replays written attempts (grading a file), so no generate bar is shown."""
     previous = store.read()
     tolerated = len(work) if max_failures is None else allowance(max_failures, len(work))  # None: no limit
     failed: list[SampleRecord] = []
     bar = progress_bar()
-    generated = bar.add_task("generate", total=len(work))
+    generated = bar.add_task("generate", total=len(work), visible=generates)
     graded = bar.add_task("grade", total=len(work) if grader else 0, visible=grader is not None)
     gate = asyncio.Semaphore(concurrency)
 

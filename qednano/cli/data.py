@@ -196,7 +196,7 @@ def rubrics(
 def grade(
     run: RunArg,
     grader: GradersOpt = None,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     concurrency: Concurrency = 64,
@@ -270,7 +270,7 @@ def difficulty(
     model: Annotated[str, typer.Option("--model", "-m", help="The policy model.")] = "smollm2",
     grader: GradersOpt = None,
     samples: Annotated[int, typer.Option("-k", "--samples", help="Rollouts per problem.")] = 8,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     min_graded: Annotated[int, typer.Option(help="Valid grades a problem needs to be judged.")] = 2,

@@ -6,9 +6,10 @@ H_S tokens, and the next turn sees only the problem and the summary. To train a 
 after the first, RC-RL rolls the *current* policy out on each training problem and keeps the
 states it passes through: s_0 is the problem alone, s_t the problem plus the summary written
 after turn t (the previous summary when that one came back empty, as the scaffold carries on).
-Of the T + 1 states of a problem, `states_per_problem` are drawn without replacement; each becomes a GRPO prompt built by the scaffold's own `turn_messages`, so a
-trained turn sees exactly what `qednano solve --scaffold rc` will show it. Rows keep the
-problem's `problem_id` (rewards grade against the original problem) and add `state` (t).
+Of the T + 1 states of a problem, `states_per_problem` are drawn without replacement; each
+becomes a GRPO prompt built by the scaffold's own `turn_messages`, so a trained turn sees exactly
+what `qednano solve --scaffold rc` will show it. Rows keep the problem's `problem_id` (rewards
+grade against the original problem) and add `state` (t).
 
 The pool is refreshed every `refresh_steps` optimizer steps by `StatePoolCallback`, with the
 model being trained. The training dataset is a fixed list of slots (problem, draw) whose prompts

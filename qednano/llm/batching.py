@@ -42,10 +42,9 @@ def pick(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> in
     """The next token: the highest logit when greedy, else a draw after temperature, top-k, top-p."""
     if not sampling.temperature:
         return int(np.argmax(logits))
-    scores = logits.astype(np.float64) / sampling.temperature
     k = sampling.top_k or 0
-    ids = np.argpartition(scores, -k)[-k:] if 0 < k < scores.size else np.arange(scores.size)
-    scores = scores[ids]
+    ids = np.argpartition(logits, -k)[-k:] if 0 < k < logits.size else np.arange(logits.size)
+    scores = logits[ids].astype(np.float64) / sampling.temperature
     top_p = sampling.top_p or 1.0
     if top_p < 1.0:  # the fewest most likely tokens whose mass reaches top_p (ties broken by id)
         order = np.lexsort((ids, -scores))

@@ -19,7 +19,8 @@ continuously (batching.py): concurrent requests share every step whatever their 
 request joins at the next step, and a request whose caller was cancelled stops at the next token.
 Greedy output equals decoding the request alone, and each request samples from its own random
 generator seeded with its seed, so a seeded request is reproducible whatever runs beside it.
-8 different prompts together make ~2× the tokens/s of one at a time (bench/generation.py).
+8 different prompts together made 2.3× the tokens/s of one at a time (bench/generation.py, a busy
+2-core EPYC), and a greedy 16-problem AnswerBench eval ran 1.7× faster with identical outputs.
 
 Temperature 0 or unset means greedy decoding; an unset top_k means no top-k cut, as in OpenAI's API.
 `completion_tokens` counts every generated token, the end-of-sequence token included, as vLLM does.

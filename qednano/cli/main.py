@@ -301,7 +301,8 @@ def report(
     """Report on evaluation runs: scores, pass@k, intervals, breakdowns, tokens, failures, costs."""
     from qednano.evaluate.imported import load_records
     from qednano.reports import compare as comparing
-    from qednano.reports.report import build_report, render_markdown, render_terminal
+    from qednano.reports.render import render_markdown, render_terminal
+    from qednano.reports.report import build_report
 
     if compare and len(runs) != 2:
         raise fail(f"--compare takes exactly two runs, got {len(runs)}")

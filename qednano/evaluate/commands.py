@@ -41,7 +41,8 @@ from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.reports.report import build_report, render_markdown, render_terminal
+from qednano.reports.render import render_markdown, render_terminal
+from qednano.reports.report import build_report
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.registry import load_scaffold
 from qednano.tables import rich_table

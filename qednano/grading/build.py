@@ -101,13 +101,14 @@ def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> Pro
     """The answer checker, one rubric grader, or a panel of them; None when proofs go ungraded.
     Self-evaluation sections are cut first unless the config keeps them. Every member reads the
     same wording (`config.prompts`), checked once here."""
-    grader = _grader(task, config, graders, config.wording())
+    grader = _grader(task, config, graders)
     if grader is None or not config.strip_self_evaluation:
         return grader
     return StripSelfEvaluation(grader)
 
 
-def _grader(task: Task, config: GradingConfig, graders: list[Model], prompts: Prompts) -> ProofGrader | None:
+def _grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
+    prompts = config.wording()
     if task == "answer":
         return AnswerGrader(graders[0] if graders else None, prompts)
     if not graders:

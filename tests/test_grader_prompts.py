@@ -189,3 +189,20 @@ def test_eval_uses_the_folder_for_scaffold_and_grader_and_refuses_a_resume_with_
     (mine / "grade_reference.txt").write_text("REWORDED " + MY_GRADER)
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "different prompt_files" in again.output
+
+
+def test_data_difficulty_and_data_grade_take_a_prompts_folder(graders, tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"id": "p1", "problem": PROBLEM.statement}) + "\n")  # no reference: no_reference grading
+    mine = folder(tmp_path, grade_no_reference="MY GRADER {problem}\n{proof}\n{verdict}", solve="MY SOLVE {problem}")
+    measured, regraded, ours = tmp_path / "difficulty", tmp_path / "graded", tmp_path / "ours"
+    for args in (["difficulty", problems, "-m", "prover", "-g", "marker", "-k", 2, "--prompts", mine, "--out", measured],
+                 ["grade", measured, "-g", "marker", "--prompts", mine, "--out", regraded],
+                 ["grade", measured, "-g", "marker", "--out", ours]):
+        result = runner.invoke(app, ["data", *map(str, args)])
+        assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (measured / "samples.jsonl").read_text().splitlines()]
+    assert {r["attempt"]["steps"][0]["messages"][-1]["content"] for r in records} == {"MY SOLVE Prove STATEMENT-Q."}
+    assert scores(measured) == scores(regraded) == [1, 1] and scores(ours) == [7, 7]
+    for run in (measured, regraded):
+        assert sorted(json.loads((run / "manifest.json").read_text())["config"]["prompt_files"]) == ["grade_no_reference", "solve"]

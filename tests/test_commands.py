@@ -274,6 +274,10 @@ def test_a_panel_of_samples_of_one_grader(scripts, tmp_path, monkeypatch):
         grade = record["grade"]
         assert [m["score"] for m in grade["members"]] == [1, 4, 7] and grade["score"] == 4
         assert len(grade["calls"]) == 3  # every member's call is counted for cost
+    panel = json.loads((out / "report.json").read_text())["panel"]  # the members' disagreement, reported
+    assert panel == {"samples": 2, "mean_spread": 6.0, "mean_std": pytest.approx(2.449, abs=1e-3), "largest_spread": 6.0,
+                     "disagree_at": 2.0, "disagreeing": 2}
+    assert "## Panel disagreement" in (out / "report.md").read_text()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from qednano.llm.spec import ModelConfigError, ModelSpec
 from qednano.llm.types import Completion, Usage, proof_text
 from qednano.problems.record import Problem
 from qednano.records.sample import SampleRecord
-from qednano.reports.report import build_report, render_markdown
+from qednano.reports.render import render_markdown
+from qednano.reports.report import build_report
 from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
 

@@ -2,12 +2,15 @@ import json
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from qednano.cli import app
+from qednano.grading.panel import PanelGrade
 from qednano.grading.record import Grade
 from qednano.llm.types import Completion, Usage
 from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
-from qednano.reports import compare, report
+from qednano.reports import compare, render
 from qednano.reports.metrics import bootstrap_ci
 from qednano.reports.report import Report, build_report
 from qednano.scaffolds.base import Attempt, Step
@@ -98,7 +101,7 @@ def test_at_k_hand_values_and_ks_above_the_smallest_count_are_dropped():
     # p2 and p3 have only 2 scored samples, so k=4 and k=8 are left out.
     assert [m.k for m in rep.at_k] == [1, 2]
     assert rep.ks_left_out == [4, 8]
-    assert "k = 4, 8 left out" in report.render_markdown(rep)
+    assert "k = 4, 8 left out" in render.render_markdown(rep)
     one, two = rep.at_k
     assert one.pass_at_k == pytest.approx((1 / 3 + 1 / 2 + 1) / 3)
     # p1: 1 - C(2,2)/C(3,2) = 2/3; p2 and p3 always pass with 2 draws.
@@ -177,19 +180,19 @@ def test_nothing_scored_gives_no_mean_not_zero():
     rep = build_report([sample("p", 0, attempt="failed", grade=None), sample("p", 1, grade="ungraded")], MANIFEST)
     assert rep.mean_points is None and rep.ci_points is None and rep.at_k == []
     assert (rep.counts.failed, rep.counts.ungraded, rep.problems, rep.problems_seen) == (1, 1, 0, 1)
-    assert "| mean (points) | - of 7 (1 ungraded, 1 failed, 0 pending left out) |" in report.render_markdown(rep)
+    assert "| mean (points) | - of 7 (1 ungraded, 1 failed, 0 pending left out) |" in render.render_markdown(rep)
 
 
 def test_renderings_show_the_numbers():
     rep = build_report(run_records(), MANIFEST)
-    text = report.render_markdown(rep)
+    text = render.render_markdown(rep)
     assert text.startswith("# qed-nano-4b on proofbench")
     assert "| mean (points) | 4.61 of 7 (1 ungraded, 1 failed, 1 pending left out) |" in text
     assert "| run status | interrupted |" in text
     assert "| 2 | 0.889 | 4.61 | 6.56 |" in text
     assert "| Geometry | 3.50 | 50.0 | 1 | 2 |" in text
     console = Console(record=True, width=160)
-    report.render_terminal(rep, console)
+    render.render_terminal(rep, console)
     screen = console.export_text()
     assert "qed-nano-4b on proofbench" in screen and "pass@k" in screen and "Geometry" in screen
     assert Report.model_validate_json(rep.model_dump_json()) == rep
@@ -283,3 +286,43 @@ async def test_unanswered_short_answers_count_against_the_mean_and_are_counted()
     ]
     rep = build_report(records, MANIFEST)
     assert (rep.mean_percent, rep.counts.unanswered, rep.counts.ungraded) == (50.0, 2, 0)
+
+
+# ---------------------------------------------------------------------------- panel disagreement
+
+
+def panel_sample(index: int, *scores: float | None) -> SampleRecord:
+    """A sample graded by a panel whose members gave `scores` (None: that member gave no verdict)."""
+    members = [
+        Grade(status="graded", score=s, grader=f"g{i}") if s is not None else Grade(status="ungraded", grader=f"g{i}")
+        for i, s in enumerate(scores)
+    ]
+    graded = [s for s in scores if s is not None]
+    grade = PanelGrade(status="graded", score=sum(graded) / len(graded), members=members)  # fills spread and std
+    return sample("p1", index, 0).model_copy(update={"grade": grade})
+
+
+def test_a_panels_disagreement_is_reported_in_every_form(tmp_path):
+    records = [
+        panel_sample(0, 7, 7),  # agree
+        panel_sample(1, 7, 4),  # 3 apart: disagree
+        panel_sample(2, 1, 2),  # 1 apart
+        panel_sample(3, 6, None),  # one verdict: nothing to disagree about
+        sample("p1", 4, 5),  # a single grader's grade
+    ]
+    write_run(tmp_path, records, MANIFEST)
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--markdown", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    panel = json.loads((tmp_path / "r.json").read_text())[0]["panel"]
+    assert panel["samples"] == 3 and panel["disagreeing"] == 1 and panel["largest_spread"] == 3
+    assert panel["mean_spread"] == pytest.approx(4 / 3) and panel["mean_std"] == pytest.approx((0 + 1.5 + 0.5) / 3)
+    markdown = (tmp_path / "r.md").read_text()
+    assert "## Panel disagreement" in markdown and "| members 2+ points apart | 1 (33.3%) |" in markdown
+    assert "| mean spread (max - min, points) | 1.33 |" in markdown
+    assert "panel disagreement" in result.output and "1 (33.3%)" in result.output
+
+
+def test_a_run_without_a_panel_shows_no_disagreement():
+    built = build_report(run_records(), MANIFEST)
+    assert built.panel is None and "anel" not in render.render_markdown(built)

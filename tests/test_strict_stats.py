@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from qednano.evaluate.imported import read_graded
-from qednano.reports import report
+from qednano.reports import render
 from qednano.reports.report import build_report
 
 # Three runs over four problems; None is a row the grader left without a score.
@@ -65,16 +65,16 @@ def test_single_run_mean_matches_the_reference_overall(tmp_path):
 
 def test_the_headline_shows_what_is_left_out_and_warns(tmp_path):
     rep = build_report(read_graded(write_runs(tmp_path, RUNS)), {"config": {"bench": "graded.jsonl"}})
-    text = report.render_markdown(rep)
+    text = render.render_markdown(rep)
     assert "(2 ungraded, 0 failed, 0 pending left out)" in text
     assert "| strict mean (points) | 3.25 (failed, ungraded, pending count 0) |" in text
     assert "warning: 2 of 12 samples are not in the mean" in text
     console = Console(record=True, width=200)
-    report.render_terminal(rep, console)
+    render.render_terminal(rep, console)
     assert "warning: 2 of 12 samples are not in the mean" in console.export_text()
 
 
 def test_no_warning_when_everything_is_scored(tmp_path):
     full = [{pid: (score or 0) for pid, score in run.items()} for run in RUNS]
-    text = report.render_markdown(build_report(read_graded(write_runs(tmp_path, full)), {}))
+    text = render.render_markdown(build_report(read_graded(write_runs(tmp_path, full)), {}))
     assert "warning" not in text and "pending left out" not in text

@@ -117,8 +117,13 @@ ScaffoldOpt = Annotated[str, typer.Option(help="Scaffold: direct, rc, rsa, verif
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Scaffold parameter key=value (repeatable).")]
 TurnsOpt = Annotated[int | None, typer.Option(help="Reasoning-cache turns (same as --set turns=N).")]
 PromptsOpt = Annotated[
-    Path | None, typer.Option(help="Folder of replacement prompt files (NAME.txt, e.g. solve.txt); others keep ours.")
+    Path | None, typer.Option(help="Folder of replacement prompt files (NAME.txt, e.g. solve.txt, grade_reference.txt); others keep ours.")
 ]
+
+
+def optional_path(path: Path | None) -> str | None:
+    """A path option as configs store it (text), or None when it was not given."""
+    return None if path is None else str(path)
 
 
 def read_problem_text(problem: str) -> str:

@@ -19,11 +19,13 @@ from qednano.cli.common import (
     IdleTimeoutOpt,
     MaxFailuresOpt,
     NoCacheOpt,
+    PromptsOpt,
     RunDirOpt,
     TimeoutOpt,
     VariantOpt,
     console,
     open_cache,
+    optional_path,
     parse_columns,
     user_errors,
 )
@@ -199,6 +201,7 @@ def grade(
     variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
+    prompts: PromptsOpt = None,
     concurrency: Concurrency = 64,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -212,7 +215,7 @@ def grade(
     with user_errors():
         config = DataGradeConfig(run=run, graders=grader or [], variant=variant, aggregate=aggregate,
                                  grader_samples=grader_samples, concurrency=concurrency, max_failures=max_failures,
-                                 timeout_s=timeout, idle_timeout_s=idle_timeout)
+                                 prompts=optional_path(prompts), timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_data_grade(config, out, open_cache(no_cache))
     graded = [r for r in records if r.score is not None]
     mean = f"{sum(r.score for r in graded) / len(graded):.2f}" if graded else "n/a"
@@ -278,6 +281,7 @@ def difficulty(
     column: ColumnOpt = None,
     temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None,
+    prompts: PromptsOpt = None,
     concurrency: Concurrency = 64,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -292,7 +296,8 @@ def difficulty(
         config = DifficultyConfig(problems=problems, policy=model, graders=grader or [], samples=samples, variant=variant,
                                   aggregate=aggregate, grader_samples=grader_samples, min_graded=min_graded, limit=limit,
                                   columns=parse_columns(column), sampling=sampling(temperature, max_tokens), concurrency=concurrency,
-                                  max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
+                                  max_failures=max_failures, prompts=optional_path(prompts),
+                                  timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, results = run_difficulty(config, out, open_cache(no_cache))
     done(f"kept {sum(r.kept for r in results)} of {len(results)} problems (reasons in difficulty.jsonl)", path)
 

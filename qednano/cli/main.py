@@ -38,6 +38,7 @@ from qednano.cli.common import (
     literal,
     open_cache,
     open_model,
+    optional_path,
     parse_columns,
     parse_overrides,
     read_problem_text,
@@ -123,7 +124,7 @@ def solve(
     llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
     sampling = sampling_options(temperature, max_tokens, seed)
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
-    overrides = parse_overrides(set_, turns=turns, prompts=None if prompts is None else str(prompts))
+    overrides = parse_overrides(set_, turns=turns, prompts=optional_path(prompts))
     with user_errors():
         solver = load_scaffold(scaffold, llm, overrides)
     config = {"problem": statement, "model": model, "scaffold": scaffold, "scaffold_params": overrides,
@@ -219,7 +220,7 @@ def eval_command(
             bench=bench, model=model, graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
             samples=samples, limit=limit, problem_ids=problem or [], scaffold=scaffold, concurrency=concurrency,
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
-            prompts=None if prompts is None else str(prompts),
+            prompts=optional_path(prompts),
             rescale_rubrics=rescale_rubrics, strip_self_evaluation=not keep_self_evaluation,
             sampling=sampling_options(temperature, max_tokens, seed),
             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
@@ -239,6 +240,7 @@ def grade(
     thinking_in_prompt: Annotated[bool, typer.Option(
         help="The model's chat template opened <think> in the prompt (QED-Nano, Qwen3-Thinking): "
              "a response without </think> is no proof, counted as cut off.")] = False,
+    prompts: PromptsOpt = None,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -252,7 +254,7 @@ def grade(
     with user_errors():
         config = GradeConfig(file=str(file), graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
                              strip_self_evaluation=not keep_self_evaluation, thinking_in_prompt=thinking_in_prompt,
-                             concurrency=concurrency,
+                             concurrency=concurrency, prompts=optional_path(prompts),
                              max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grade_file(config, out, open_cache(no_cache), console)
 
@@ -266,6 +268,7 @@ def grader_bench(
     grader_samples: GraderSamplesOpt = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N responses.")] = None,
     column: ColumnOpt = None,
+    prompts: PromptsOpt = None,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -279,6 +282,7 @@ def grader_bench(
     with user_errors():
         config = GraderBenchConfig(data=data, graders=grader, variant=variant, aggregate=aggregate, grader_samples=grader_samples, limit=limit,
                                    columns=parse_columns(column), concurrency=concurrency, max_failures=max_failures,
+                                   prompts=optional_path(prompts),
                                    timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grader_bench(config, out, open_cache(no_cache), console)
 
@@ -297,7 +301,8 @@ def report(
     """Report on evaluation runs: scores, pass@k, intervals, breakdowns, tokens, failures, costs."""
     from qednano.evaluate.imported import load_records
     from qednano.reports import compare as comparing
-    from qednano.reports.report import build_report, render_markdown, render_terminal
+    from qednano.reports.render import render_markdown, render_terminal
+    from qednano.reports.report import build_report
 
     if compare and len(runs) != 2:
         raise fail(f"--compare takes exactly two runs, got {len(runs)}")

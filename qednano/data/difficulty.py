@@ -95,7 +95,7 @@ def run_difficulty(config: DifficultyConfig, out: Path | None, cache: CallCache 
         raise ValueError("difficulty needs graded rollouts: pass -g NAME (repeat it for a panel)")
     problems = load_input(config.problems, config.limit, config.columns)
     run_dir = Path(out or default_run_dir("data-difficulty", Path(config.policy).stem))
-    manifest_config = {**config.model_dump(mode="json"), "problem_count": len(problems)}
+    manifest_config = {**config.manifest(), "problem_count": len(problems)}
     check_resumable(run_dir, manifest_config, may_change=(*GROWS, "min_graded"))
     policy = load_model(config.policy, cache=cache, **config.call_limits())
     policy.defaults = config.sampling.merged_over(policy.defaults)
@@ -103,7 +103,7 @@ def run_difficulty(config: DifficultyConfig, out: Path | None, cache: CallCache 
     grader = build_grader("proof", config, graders)
     with Run(run_dir, "data-difficulty", manifest_config, models=[policy, *graders]):
         store = SampleStore(run_dir / "samples.jsonl")
-        job = evaluate(problems, Direct(DirectConfig(), Roles(policy)), grader, config.samples, store, config.concurrency, config.max_failures)
+        job = evaluate(problems, Direct(DirectConfig(prompts=config.prompts), Roles(policy)), grader, config.samples, store, config.concurrency, config.max_failures)
         results = summarize(problems, run_samples([policy, *graders], job), config.min_graded)
         write_jsonl(run_dir / "difficulty.jsonl", results)
         write_problems(run_dir, problems, kept=[r.problem_id for r in results if r.kept])

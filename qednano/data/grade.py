@@ -36,7 +36,7 @@ def run_data_grade(config: DataGradeConfig, out: Path | None, cache: CallCache |
         raise ValueError("grading proofs needs a grader model: pass -g NAME (repeat it for a panel)")
     records, problems, _ = read_stage(config.run, GRADABLE)
     run_dir = Path(out or default_run_dir("data-grade", Path(config.run).name))
-    manifest_config = {**config.model_dump(mode="json"), "samples": len(records)}
+    manifest_config = {**config.manifest(), "samples": len(records)}
     check_resumable(run_dir, manifest_config)
     by_id = {p.id: p for p in problems}
     missing = sorted({r.problem_id for r in records} - by_id.keys())

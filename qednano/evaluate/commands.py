@@ -27,7 +27,6 @@ from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
-from qednano.prompts import Prompts
 from qednano.records.failures import (
     FAILURE_HEADER,
     RunFailed,
@@ -42,7 +41,8 @@ from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.reports.report import build_report, render_markdown, render_terminal
+from qednano.reports.render import render_markdown, render_terminal
+from qednano.reports.report import build_report
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.registry import load_scaffold
 from qednano.tables import rich_table
@@ -59,7 +59,6 @@ class EvalConfig(GradingConfig, RunLimits):
     problem_ids: list[str] = Field(default_factory=list, description="Evaluate only these problems.")
     scaffold: str = Field("direct", description="Scaffold name or YAML file.")
     scaffold_params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the scaffold's params.")
-    prompts: str | None = Field(None, description="Folder of replacement prompt files (NAME.txt) for the scaffold.")
     sampling: Sampling = Field(default_factory=Sampling)
     concurrency: int = Field(32, ge=1)
     split: str | None = None
@@ -127,9 +126,8 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     if config.graders or task == "answer":
         check_grading(task, config, problems)
     run_dir = Path(out or default_run_dir("eval", f"{config.bench}-{Path(config.model).stem}"))
-    manifest_config = {**config.model_dump(mode="json"), "task": task, "problems": len(problems)}
-    if config.prompts is not None:  # the wording itself, so that a resume cannot mix two
-        manifest_config["prompt_files"] = Prompts(config.prompts).fingerprint()
+    # with the prompt files' hashes, so that a resume cannot mix two wordings of scaffold or grader
+    manifest_config = {**config.manifest(), "task": task, "problems": len(problems)}
     check_resumable(run_dir, manifest_config)
     prover = load_model(config.model, cache=cache, **config.call_limits())
     prover.defaults = config.sampling.merged_over(prover.defaults)  # command-line sampling wins
@@ -214,7 +212,7 @@ def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | Non
     task = choose_task(config.task, [row.problem for row in rows], console)
     if task == "proof" and not config.graders:
         raise ValueError("grading proofs needs a grader model: pass --grader NAME")
-    manifest_config = {**config.model_dump(mode="json"), "task": task, "rows": len(rows), "bench": Path(config.file).name}
+    manifest_config = {**config.manifest(), "task": task, "rows": len(rows), "bench": Path(config.file).name}
     run = Run(out or default_run_dir("grade", Path(config.file).stem), "grade", manifest_config)
     try:
         records = grade_written(run, [(row.problem, row.attempt) for row in rows], task, config, cache)

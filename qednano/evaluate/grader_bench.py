@@ -57,7 +57,7 @@ def run_grader_bench(config: GraderBenchConfig, out: Path | None, cache: CallCac
     rows = rated_responses(config.data, config.limit, config.columns)
     if not rows:
         raise ValueError(f"{config.data}: no rated responses to grade")
-    manifest_config = {**config.model_dump(mode="json"), "responses": len(rows)}
+    manifest_config = {**config.manifest(), "responses": len(rows)}
     run = Run(out or default_run_dir("grader-bench", Path(config.data).stem), "grader-bench", manifest_config)
     written = [(row.problem, response_attempt(row.problem, row.sample_index, row.response, scaffold="human-rated")) for row in rows]
     try:

@@ -24,13 +24,16 @@ from qednano.grading.math_check import check_answer
 from qednano.grading.record import AnswerVerdict, Grade
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
+from qednano.prompts import SHIPPED, Prompts
 
 # The judge reads the final answer only; a response with no box is sent whole, cut to its end
 # (where the answer is), so a long unboxed derivation cannot flood the judge's context.
 JUDGE_MAX_CHARS = 4000
 
 
-async def grade_answer(problem: Problem, response: str, judge: Model | None = None, sample_index: int = 0) -> Grade:
+async def grade_answer(
+    problem: Problem, response: str, judge: Model | None = None, sample_index: int = 0, prompts: Prompts = SHIPPED
+) -> Grade:
     """Grade a short-answer response 1/0: math-verify first, then the LLM judge whenever math-verify
     could not decide (unparsed, timed out or failed). Without a judge an unreadable answer is wrong."""
     if not problem.short_answer.strip():
@@ -48,7 +51,7 @@ async def grade_answer(problem: Problem, response: str, judge: Model | None = No
                          assessment=f"no readable final answer, scored 0 ({reason})")
         return Grade(status="ungraded", max_score=1.0, grader="math-verify", error=reason)
     candidate = checked.extracted or last_boxed(response) or response.strip()[-JUDGE_MAX_CHARS:]
-    judged = await judge_answer(judge, problem, candidate, sample_index=sample_index)
+    judged = await judge_answer(judge, problem, candidate, sample_index=sample_index, prompts=prompts)
     return _grade(judged, f"{judge.name}/answer-judge", fallback_reason=f"math-verify {checked.status}: {checked.detail}")
 
 

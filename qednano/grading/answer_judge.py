@@ -15,7 +15,7 @@ from qednano.grading.record import AnswerVerdict
 from qednano.grading.untrusted import last_labelled
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
-from qednano.prompts import fill, load_prompt
+from qednano.prompts import SHIPPED, Prompts
 
 CANDIDATE_BEGIN = "<<<CANDIDATE ANSWER>>>"
 CANDIDATE_END = "<<<END CANDIDATE ANSWER>>>"
@@ -29,9 +29,9 @@ def read_judgement(content: str) -> bool | None:
     return None if match is None else not match.group(1).lower().startswith("not")
 
 
-def judge_messages(problem: Problem, candidate: str) -> list[dict[str, str]]:
-    prompt = fill(
-        load_prompt(__file__, "answer_judge"),
+def judge_messages(problem: Problem, candidate: str, prompts: Prompts = SHIPPED) -> list[dict[str, str]]:
+    prompt = prompts.fill(
+        "answer_judge",
         problem=problem.statement,
         reference=problem.short_answer,
         candidate=candidate.replace(CANDIDATE_BEGIN, "").replace(CANDIDATE_END, ""),
@@ -41,11 +41,13 @@ def judge_messages(problem: Problem, candidate: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
 
-async def judge_answer(model: Model, problem: Problem, response_answer: str, sample_index: int = 0) -> AnswerVerdict:
+async def judge_answer(
+    model: Model, problem: Problem, response_answer: str, sample_index: int = 0, prompts: Prompts = SHIPPED
+) -> AnswerVerdict:
     """Ask an LLM whether `response_answer` is equivalent to the problem's reference answer."""
     if not problem.short_answer.strip():
         raise ValueError(f"problem {problem.id!r} has no short answer to judge against")
-    done = await model.complete(judge_messages(problem, response_answer), sample_index=sample_index)
+    done = await model.complete(judge_messages(problem, response_answer, prompts), sample_index=sample_index)
     base = {"extracted": response_answer, "method": "llm-judge", "judge_call": done}
     if not done.ok:
         return AnswerVerdict(status="failed", detail=f"judge call failed: {done.error}", **base)

@@ -18,6 +18,7 @@ from qednano.grading.record import Grade, ProofGrader
 from qednano.grading.self_evaluation import StripSelfEvaluation
 from qednano.llm.model import Model
 from qednano.problems.record import Problem
+from qednano.prompts import SHIPPED, Prompts
 
 Task = Literal["proof", "answer"]
 
@@ -56,6 +57,10 @@ class GradingConfig(BaseModel):
     variant: str = Field("auto", description="Proof-grading prompt variant; auto chooses from each problem.")
     aggregate: Literal["mean", "median", "min"] = Field("mean", description="How a panel combines scores.")
     grader_samples: int = Field(1, ge=1, description="Gradings per grader model, aggregated as a panel.")
+    prompts: str | None = Field(
+        None, description="Folder of replacement prompt files (NAME.txt) for graders and scaffolds; others keep ours."
+    )
+
     @field_validator("variant")
     @classmethod
     def _known_variant(cls, variant: str) -> str:
@@ -67,21 +72,35 @@ class GradingConfig(BaseModel):
         True, description="Cut a proof's self-evaluation section (from its heading on) before grading."
     )
 
+    def wording(self) -> Prompts:
+        """The grader prompts: the user's checked replacements from `prompts`, else ours."""
+        return Prompts(self.prompts)
+
+    def manifest(self) -> dict:
+        """The config as a manifest records it; with a prompts folder, also the hashes of its
+        files (`prompt_files`), so a resume with other wording is refused even under the same path."""
+        config = self.model_dump(mode="json")
+        if self.prompts is not None:
+            config["prompt_files"] = self.wording().fingerprint()
+        return config
+
 
 class AnswerGrader:
     """Short answers checked with math-verify, with an optional LLM judge as the fallback."""
 
-    def __init__(self, judge: Model | None):
+    def __init__(self, judge: Model | None, prompts: Prompts = SHIPPED):
         self.judge = judge
+        self.prompts = prompts
         self.name = f"math-verify+{judge.name}" if judge else "math-verify"
 
     async def grade(self, problem: Problem, proof: str, sample_index: int = 0) -> Grade:
-        return await grade_answer(problem, proof, self.judge, sample_index=sample_index)
+        return await grade_answer(problem, proof, self.judge, sample_index=sample_index, prompts=self.prompts)
 
 
 def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
     """The answer checker, one rubric grader, or a panel of them; None when proofs go ungraded.
-    Self-evaluation sections are cut first unless the config keeps them."""
+    Self-evaluation sections are cut first unless the config keeps them. Every member reads the
+    same wording (`config.prompts`), checked once here."""
     grader = _grader(task, config, graders)
     if grader is None or not config.strip_self_evaluation:
         return grader
@@ -89,11 +108,12 @@ def build_grader(task: Task, config: GradingConfig, graders: list[Model]) -> Pro
 
 
 def _grader(task: Task, config: GradingConfig, graders: list[Model]) -> ProofGrader | None:
+    prompts = config.wording()
     if task == "answer":
-        return AnswerGrader(graders[0] if graders else None)
+        return AnswerGrader(graders[0] if graders else None, prompts)
     if not graders:
         return None
-    members = [RubricGrader(model, variant=config.variant) for model in graders]
+    members = [RubricGrader(model, variant=config.variant, prompts=prompts) for model in graders]
     if len(members) == 1 and config.grader_samples == 1:
         return members[0]
     return Panel(members, samples_per_grader=config.grader_samples, aggregate=config.aggregate)

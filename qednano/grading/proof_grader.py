@@ -41,7 +41,7 @@ from qednano.grading.verdict import ParsedVerdict, Rejection, check_score_tag, c
 from qednano.llm.model import Model
 from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
-from qednano.prompts import fill, load_prompt
+from qednano.prompts import SHIPPED, Prompts
 
 MAX_SCORE = 7
 IMO_SCALE = frozenset({0, 1, 6, 7})
@@ -115,21 +115,21 @@ def scale_words(variant: str) -> str:
     return "one of 0, 1, 6 or 7" if SCALES[variant] == IMO_SCALE else "an integer from 0 to 7"
 
 
-def verdict_format(variant: str) -> str:
+def verdict_format(variant: str, prompts: Prompts = SHIPPED) -> str:
     if variant in ("strict", "advisory"):
-        return load_prompt(__file__, "verdict_checkpoints").strip()
+        return prompts.text("verdict_checkpoints").strip()
     if variant == "marking_scheme":
-        return load_prompt(__file__, "verdict_score_tag").strip()
-    return fill(load_prompt(__file__, "verdict_score"), scale=scale_words(variant)).strip()
+        return prompts.text("verdict_score_tag").strip()
+    return prompts.fill("verdict_score", scale=scale_words(variant)).strip()
 
 
-def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
+def grading_messages(problem: Problem, proof: str, variant: str, prompts: Prompts = SHIPPED) -> Messages:
     """The grader's conversation for one proof; `variant` must already suit the problem."""
     fields: dict[str, str] = {
         "problem": problem.statement.strip(),
-        "untrusted": untrusted_note(),
+        "untrusted": untrusted_note(prompts),
         "proof": proof_block(proof),
-        "verdict": verdict_format(variant),
+        "verdict": verdict_format(variant, prompts),
     }
     reference = problem.reference_solution.strip()
     if variant == "reference":
@@ -138,7 +138,7 @@ def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
         fields |= {"reference_solution": reference, "marking_scheme": problem.marking_scheme_text().strip()}
     elif variant == "marking_scheme":
         fields |= {"marking_scheme": problem.marking_scheme_text().strip()}
-    return [{"role": "user", "content": fill(load_prompt(__file__, f"grade_{variant}"), **fields)}]
+    return [{"role": "user", "content": prompts.fill(f"grade_{variant}", **fields)}]
 
 
 def verdict_form(variant: str) -> str:
@@ -149,9 +149,9 @@ def verdict_form(variant: str) -> str:
     return f"FINAL SCORE: <{scale_words(variant)}>"
 
 
-def follow_up(messages: Messages, answer: str, variant: str, reason: str) -> Messages:
+def follow_up(messages: Messages, answer: str, variant: str, reason: str, prompts: Prompts = SHIPPED) -> Messages:
     """The conversation that asks the grader for the verdict of the answer it already gave."""
-    reminder = fill(load_prompt(__file__, "verdict_reminder"), reason=reason, form=verdict_form(variant))
+    reminder = prompts.fill("verdict_reminder", reason=reason, form=verdict_form(variant))
     return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": reminder.strip()}]
 
 
@@ -167,9 +167,13 @@ def grader_call_index(sample_index: int, attempt: int, max_reasks: int) -> int:
 
 
 class RubricGrader:
-    """Grades proofs with one model and one prompt variant; implements `ProofGrader`."""
+    """Grades proofs with one model and one prompt variant; implements `ProofGrader`.
 
-    def __init__(self, model: Model, variant: str = AUTO, max_reasks: int = 2, sampling: Sampling | None = None):
+    `prompts` holds the wording (ours, or a user's replacements of some grader prompts)."""
+
+    def __init__(
+        self, model: Model, variant: str = AUTO, max_reasks: int = 2, sampling: Sampling | None = None, prompts: Prompts = SHIPPED
+    ):
         if variant not in CHOICES:
             raise ValueError(f"unknown grader variant {variant!r}; choose one of {', '.join(CHOICES)}")
         if max_reasks < 0:
@@ -178,6 +182,7 @@ class RubricGrader:
         self.variant = variant
         self.max_reasks = max_reasks
         self.sampling = sampling
+        self.prompts = prompts
         self.name = f"{model.name}/{variant}"
 
     async def grade(self, problem: Problem, proof: str, sample_index: int = 0) -> Grade:
@@ -186,11 +191,11 @@ class RubricGrader:
         if not proof.strip():
             return Grade(status="no_proof", score=0, max_score=MAX_SCORE, grader=label)
 
-        messages = grading_messages(problem, proof, variant)
+        messages = grading_messages(problem, proof, variant, self.prompts)
         calls, reason, content, assessment = [], "", "", ""
         for attempt in range(self.max_reasks + 1):
             index = grader_call_index(sample_index, attempt, self.max_reasks)
-            conversation = messages if attempt == 0 else follow_up(messages, assessment, variant, reason)
+            conversation = messages if attempt == 0 else follow_up(messages, assessment, variant, reason, self.prompts)
             done = await self.model.complete(conversation, self.sampling, sample_index=index)
             calls.append(done)
             if not done.ok:

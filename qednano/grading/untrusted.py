@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qednano.prompts import load_prompt
+from qednano.prompts import SHIPPED, Prompts
 
 PROOF_BEGIN = "<<<BEGIN UNTRUSTED PROOF>>>"
 PROOF_END = "<<<END UNTRUSTED PROOF>>>"
@@ -51,9 +51,10 @@ def proof_block(proof: str, label: str = "") -> str:
     return f"{begin}\n{defuse(proof).strip()}\n{end}"
 
 
-def untrusted_note() -> str:
-    """The prompt paragraph that tells the model how to treat the marked proofs."""
-    return load_prompt(__file__, "untrusted").strip()
+def untrusted_note(prompts: Prompts = SHIPPED) -> str:
+    """The prompt paragraph that tells the model how to treat the marked proofs (ours, or the
+    user's `untrusted.txt`)."""
+    return prompts.text("untrusted").strip()
 
 
 def outside_echoed_proof(text: str, blocks: Markers = (markers(),)) -> str:

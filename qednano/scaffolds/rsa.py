@@ -38,7 +38,7 @@ def aggregate_messages(problem: Problem, members: list[Attempt], prompts: Prompt
         "aggregate",
         problem=problem.statement,
         count=len(members),
-        untrusted=untrusted_note(),
+        untrusted=untrusted_note(prompts),
         candidates="\n\n".join(blocks),
     )
     return [{"role": "user", "content": text}]

@@ -43,7 +43,7 @@ def compare_messages(problem: Problem, proof_a: str, proof_b: str, prompts: Prom
     text = prompts.fill(
         "compare",
         problem=problem.statement,
-        untrusted=untrusted_note(),
+        untrusted=untrusted_note(prompts),
         proof_a=proof_block(proof_a, "A"),
         proof_b=proof_block(proof_b, "B"),
         winner=prompts.text("winner_line").strip(),  # as {verdict} in verify: the form parse_winner reads
@@ -138,7 +138,9 @@ class BestOfN:
         elif config.task == "proof":
             # Self-grading: the judge grades each proof in one call (no re-asks, so a stage of n
             # grades is n calls of the budget), without the reference solution it is evaluated on.
-            self.grader = RubricGrader(self.judge, "no_reference", max_reasks=0, sampling=self.score_sampling)
+            self.grader = RubricGrader(
+                self.judge, "no_reference", max_reasks=0, sampling=self.score_sampling, prompts=self.prompts
+            )
         self.n = config.n
         self.finalists = config.finalists
         self.compare_tokens = config.compare_tokens

@@ -46,7 +46,7 @@ def verify_messages(problem: Problem, proof: str, prompts: Prompts = SHIPPED) ->
     text = prompts.fill(
         "verify",
         problem=problem.statement,
-        untrusted=untrusted_note(),
+        untrusted=untrusted_note(prompts),
         proof=proof_block(proof),
         verdict=prompts.text("verdict_line").strip(),
     )
@@ -60,7 +60,7 @@ def refine_messages(problem: Problem, proof: str, reports: list[str], prompts: P
     else:
         text = "\n\n".join(f"Report {i}:\n{defuse(r.strip())}" for i, r in enumerate(reports, 1))
     filled = prompts.fill(
-        "refine", problem=problem.statement, untrusted=untrusted_note(), proof=proof_block(proof), report=text
+        "refine", problem=problem.statement, untrusted=untrusted_note(prompts), proof=proof_block(proof), report=text
     )
     return [{"role": "user", "content": filled}]
 

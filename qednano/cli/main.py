@@ -42,6 +42,7 @@ from qednano.cli.common import (
     sampling_options,
     user_errors,
 )
+from qednano.cli.data import data_app
 from qednano.cli.view import view
 from qednano.llm.model import Model
 from qednano.llm.registry import registered_models
@@ -50,6 +51,7 @@ from qednano.tables import rich_table
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
 app.command()(view)
+app.add_typer(data_app, name="data")
 
 
 @app.command()

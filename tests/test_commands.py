@@ -276,3 +276,34 @@ def test_grader_bench_with_a_grader_that_is_down_stops_early(down_grader, tmp_pa
     text = " ".join(result.output.split())
     assert "stopped early: 1 samples failed" in text and "grading auth" in text
     assert not (tmp_path / "gb" / "agreement.json").exists()
+
+
+def test_eval_answerbench_runs_any_scaffold_in_answer_mode_with_the_users_prompts(scripts, tmp_path, monkeypatch):
+    asked = []
+
+    def solver(messages, sampling):
+        prompt = messages[-1]["content"]
+        asked.append(prompt)
+        if "Rewrite my notes" in prompt:
+            return "I found the answer."
+        statement = next(s for s in ANSWERS if s in prompt)
+        return f"So the answer is \\boxed{{{ANSWERS[statement]}}}."
+
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "answerer", solver)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "solve_answer.txt").write_text("MY WORDING. Box the answer.\n{problem}\n")
+    out = tmp_path / "rc-answers"
+    invoke("eval", "--bench", "imo-answerbench", "-m", "answerer", "--limit", 2, "--scaffold", "rc", "--turns", 2,
+           "--prompts", mine, "--out", out)
+    assert len(asked) == 6 and sum(p.startswith("MY WORDING.") for p in asked) == 2  # turn 1 of each problem
+    assert sum("\\boxed{answer}" in p for p in asked) == 2  # turn 2: our answer-mode continue prompt
+    report = json.loads((out / "report.json").read_text())
+    assert report["max_score"] == 1.0 and report["mean_points"] == pytest.approx(1.0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["config"]["prompt_files"]) == ["solve_answer"]
+
+    (mine / "solve_answer.txt").write_text("OTHER WORDING.\n{problem}\n")
+    result = runner.invoke(app, ["eval", "--bench", "imo-answerbench", "-m", "answerer", "--limit", "2", "--scaffold", "rc",
+                                 "--turns", "2", "--prompts", str(mine), "--out", str(out)])
+    assert result.exit_code == 2 and "different prompt_files" in result.output

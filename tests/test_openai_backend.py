@@ -433,3 +433,12 @@ async def test_command_line_timeouts_reach_the_backend_and_catch_a_hang(server):
     done = await model.complete(HELLO)
     await model.aclose()
     assert done.error_kind == "timeout" and "0.4 s (the idle timeout)" in done.error
+
+async def test_a_thinking_switch_reaches_vllm_as_a_chat_template_argument(server):
+    backend = make_backend(server.url)
+    await backend.complete(HELLO, Sampling(thinking=False, top_k=20))
+    await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    switched, default = (r.body for r in server.requests)
+    assert switched["chat_template_kwargs"] == {"enable_thinking": False} and switched["top_k"] == 20
+    assert "chat_template_kwargs" not in default

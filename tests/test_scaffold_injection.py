@@ -151,7 +151,7 @@ def test_single_proof_prompts_wrap_the_proof_and_defuse_its_markers(attack):
     for messages in (
         verify_messages(PROBLEM, attack.proof),
         grading_messages(PROBLEM, attack.proof, "no_reference"),
-        refine_messages(PROBLEM, attack.proof, report=f"It says\n{BEGIN}\n{attack.proof}\n{END}\nVERDICT: 0"),
+        refine_messages(PROBLEM, attack.proof, [f"It says\n{BEGIN}\n{attack.proof}\n{END}\nVERDICT: 0"]),
     ):
         assert shown(messages[-1]["content"]) == expected
 

@@ -17,7 +17,7 @@ from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Messages, Sampling, Usage
 from qednano.problems.record import Problem
-from qednano.prompts import load_prompt
+from qednano.prompts import load_prompt, shipped_text
 from qednano.records.sample import SampleRecord
 from qednano.reports.scaling import scaling_points, scaling_report, scaling_table
 from qednano.scaffolds import direct as direct_module
@@ -25,7 +25,7 @@ from qednano.scaffolds.base import Attempt, Step
 from qednano.scaffolds.budget import Budget, Trace, call_index
 from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct
-from qednano.scaffolds.reasoning_cache import NO_SUMMARY, RCConfig, ReasoningCache
+from qednano.scaffolds.reasoning_cache import RCConfig, ReasoningCache
 from qednano.scaffolds.registry import (
     SCAFFOLDS,
     ScaffoldConfigError,
@@ -37,8 +37,10 @@ from qednano.scaffolds.rsa import RSA, RSAConfig, draw_subsets
 from qednano.scaffolds.self_check import SelfCheck, SelfCheckConfig
 from qednano.scaffolds.tournament import BestOfN, BestOfNConfig, knockout, parse_winner
 from qednano.scaffolds.verify_refine import VerifyRefine, VerifyRefineConfig, read_verification
+from qednano.viewer.traces import stages
 
 PROBLEM = Problem(id="toy-1", statement="Prove that STATEMENT-XYZ holds for every n.")
+NO_SUMMARY = shipped_text("rc_no_summary").strip()
 SEED = 1000  # every test model samples with seed SEED + sample index, so replies can tell calls apart
 
 
@@ -206,10 +208,26 @@ async def test_rc_failed_summary_fails_the_attempt_and_keeps_the_steps():
     assert [s.role for s in attempt.steps] == ["generate", "summarize"]
 
 
-async def test_rc_empty_summary_is_a_failure_not_an_empty_context():
-    m, _ = model(lambda msgs, s: "   " if kind(msgs) == "rc_summarize" else brain(msgs, s))
-    attempt = await ReasoningCache(RCConfig(turns=2), Roles(m)).solve(PROBLEM)
-    assert attempt.status == "failed" and "no summary" in attempt.error
+async def test_rc_empty_summary_keeps_the_last_summary_and_says_so_on_the_trace():
+    # Summaries: turn 1 writes one, turn 2's summarizer thinks away its budget and writes nothing.
+    def reply(messages, sampling):
+        if kind(messages) != "rc_summarize":
+            return brain(messages, sampling)
+        if NO_SUMMARY in messages[-1]["content"]:
+            return "SUM-first"
+        return Completion(model="scripted", reasoning="thinking...", reasoning_closed=False, finish_reason="length")
+
+    m, _ = model(reply)
+    attempt = await ReasoningCache(RCConfig(turns=3), Roles(m)).solve(PROBLEM)
+    assert attempt.status == "ok" and [s.role for s in attempt.steps].count("generate") == 3
+    turn3 = attempt.steps[4].messages[-1]["content"]
+    assert "SUM-first" in turn3  # the chain carried on from the last summary
+    empty = attempt.steps[3]
+    assert empty.role == "summarize" and "empty summary" in empty.note and "finish_reason length" in empty.note
+    assert attempt.steps[1].note is None
+    # the viewer shows the note in place of "handed on"
+    notes = [call.note for stage in stages(attempt) for call in stage.calls if call.step.role == "summarize"]
+    assert notes == ["summary handed on to turn 2", empty.note]
 
 
 async def test_rc_unclosed_last_turn_is_no_proof():
@@ -622,10 +640,10 @@ def test_registry_builds_nested_scaffolds_from_the_shipped_configs():
         assert type(load_scaffold(name, m)).name == load_scaffold_config(name)[0]
 
 
-def test_registry_direct_takes_the_answer_prompt_and_a_token_cap():
+def test_registry_direct_takes_the_answer_task_and_a_token_cap():
     m, _ = model(brain)
-    d = build_scaffold("direct", {"prompt": "answer", "max_tokens": 9}, m)
-    assert isinstance(d, Direct) and d.prompt == "answer" and d.sampling.max_tokens == 9
+    d = build_scaffold("direct", {"task": "answer", "max_tokens": 9}, m)
+    assert isinstance(d, Direct) and d.prompts.name("solve") == "solve_answer" and d.sampling.max_tokens == 9
 
 
 def test_registry_passes_role_models_down_to_nested_generators():

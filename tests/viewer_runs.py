@@ -60,7 +60,7 @@ def prover(messages, sampling):
         return "Proof A has no gap.\nWINNER: A"
     if "candidate solutions written independently" in prompt:
         return "<think>combine</think>Proof (aggregated). Induction on $n$, with $S_n = S_{n-1} + n$."
-    if "Reviewer's report" in prompt:
+    if "Reviewers' reports" in prompt:
         return "<think>fix the gap</think>Proof (refined). We expand the square $(x_1 - y_2)^2$ and conclude."
     if "ALPHA" in prompt:
         return f"<think>Try AM-GM with $x_1$.</think>{ALPHA_PROOF}"

@@ -127,6 +127,9 @@ RunDirOpt = Annotated[Path | None, typer.Option(help="Run directory (an existing
 ScaffoldOpt = Annotated[str, typer.Option(help="Scaffold: direct, rc, rsa, verify_refine, self_check, best_of_n, or a YAML file.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Scaffold parameter key=value (repeatable).")]
 TurnsOpt = Annotated[int | None, typer.Option(help="Reasoning-cache turns (same as --set turns=N).")]
+PromptsOpt = Annotated[
+    Path | None, typer.Option(help="Folder of replacement prompt files (NAME.txt, e.g. solve.txt); others keep ours.")
+]
 
 
 def read_problem_text(problem: str) -> str:

@@ -20,6 +20,7 @@ from qednano.cli.common import (
     MaxFailuresOpt,
     ModelOpt,
     NoCacheOpt,
+    PromptsOpt,
     RunDirOpt,
     ScaffoldOpt,
     SetOpt,
@@ -50,6 +51,25 @@ app.add_typer(data_app, name="data")
 
 
 @app.command()
+def prompts(
+    folder: Annotated[Path | None, typer.Argument(help="A folder of replacement prompts to check.")] = None,
+) -> None:
+    """List the prompts a --prompts folder may replace and the placeholders each must use; check a folder."""
+    from qednano.prompts import PACKAGE, Prompts, needs, shipped
+
+    with user_errors():
+        replaced = Prompts(folder).replaced if folder is not None else {}
+    rows = []
+    for name, path in shipped().items():
+        must, may = (" ".join(f"{{{p}}}" for p in sorted(group)) or "-" for group in needs(name))
+        rows.append((name, str(path.relative_to(PACKAGE.parent)), must, may, *(["yes" if name in replaced else ""] if folder else [])))
+    header = ("name", "our file", "must use", "may leave out", *(["in folder"] if folder else []))
+    rich_table("", header, rows, console)
+    if folder is not None:
+        console.print(f"{literal(folder)}: {len(replaced)} prompt(s) replaced, all placeholders in order")
+
+
+@app.command()
 def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
     from qednano.llm.registry import registered_models
@@ -72,6 +92,7 @@ def solve(
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
     turns: TurnsOpt = None,
+    prompts: PromptsOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Override the model's temperature.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Override the model's max tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -98,7 +119,7 @@ def solve(
     llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
     sampling = sampling_options(temperature, max_tokens, seed)
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
-    overrides = parse_overrides(set_, turns=turns)
+    overrides = parse_overrides(set_, turns=turns, prompts=None if prompts is None else str(prompts))
     with user_errors():
         solver = load_scaffold(scaffold, llm, overrides)
     config = {"problem": statement, "model": model, "scaffold": scaffold, "scaffold_params": overrides,
@@ -175,6 +196,7 @@ def eval_command(
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
     turns: TurnsOpt = None,
+    prompts: PromptsOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Override the prover's temperature.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Override the prover's max tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -193,6 +215,7 @@ def eval_command(
             bench=bench, model=model, graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
             samples=samples, limit=limit, problem_ids=problem or [], scaffold=scaffold, concurrency=concurrency,
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
+            prompts=None if prompts is None else str(prompts),
             sampling=sampling_options(temperature, max_tokens, seed),
             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
         )

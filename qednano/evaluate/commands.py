@@ -27,6 +27,7 @@ from qednano.llm.registry import load_model
 from qednano.llm.types import Sampling
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
+from qednano.prompts import Prompts
 from qednano.records.failures import (
     FAILURE_HEADER,
     RunFailed,
@@ -58,6 +59,7 @@ class EvalConfig(GradingConfig, RunLimits):
     problem_ids: list[str] = Field(default_factory=list, description="Evaluate only these problems.")
     scaffold: str = Field("direct", description="Scaffold name or YAML file.")
     scaffold_params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the scaffold's params.")
+    prompts: str | None = Field(None, description="Folder of replacement prompt files (NAME.txt) for the scaffold.")
     sampling: Sampling = Field(default_factory=Sampling)
     concurrency: int = Field(32, ge=1)
     split: str | None = None
@@ -80,17 +82,19 @@ def select_problems(config: EvalConfig) -> list[Problem]:
     return [p for p in problems if p.id in wanted]
 
 
-def eval_scaffold(config: EvalConfig, prover: Model, grader: ProofGrader | None) -> Scaffold:
-    params = dict(config.scaffold_params)
-    if config.scaffold == "direct" and config.resolved_task() == "answer":
-        params.setdefault("prompt", "answer")  # ask for a boxed answer, whatever other params are set
+def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGrader | None) -> Scaffold:
+    """The scaffold of an eval, in the benchmark's task: on answer benchmarks every scaffold asks
+    for (and aggregates, compares, verifies) boxed final answers, which the answer checker reads."""
+    params = {**config.scaffold_params, "task": task}
+    if config.prompts is not None:
+        params["prompts"] = config.prompts  # the command line's folder wins over a config file's
     roles = {"grader": grader} if grader is not None else {}
     return load_scaffold(config.scaffold, prover, params, **roles)
 
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "sampling",
+    "prompts", "prompt_files", "sampling",
 )
 
 
@@ -116,6 +120,8 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     problems = select_problems(config)
     run_dir = Path(out or default_run_dir("eval", f"{config.bench}-{Path(config.model).stem}"))
     manifest_config = {**config.model_dump(mode="json"), "task": config.resolved_task(), "problems": len(problems)}
+    if config.prompts is not None:  # the wording itself, so that a resume cannot mix two
+        manifest_config["prompt_files"] = Prompts(config.prompts).fingerprint()
     check_resumable(run_dir, manifest_config)
     prover = load_model(config.model, cache=cache, **config.call_limits())
     prover.defaults = config.sampling.merged_over(prover.defaults)  # command-line sampling wins
@@ -123,7 +129,7 @@ def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, cons
     grader = build_grader(config.resolved_task(), config, graders)
     if grader is None:
         console.print("[yellow]no --grader given: proofs are generated but not graded (grade them later with --grader)[/]")
-    scaffold = eval_scaffold(config, prover, grader)
+    scaffold = eval_scaffold(config, config.resolved_task(), prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     run = Run(run_dir, "eval", manifest_config, models=[prover, *graders])
     write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here

@@ -32,7 +32,8 @@ def call_key(identity: str, messages: Messages, sampling: Sampling, sample_index
     payload = {
         "identity": identity,
         "messages": messages,
-        "sampling": sampling.model_dump(exclude={"n"}),
+        # `thinking` came later: left out while unset, so entries cached before it keep their keys.
+        "sampling": sampling.model_dump(exclude={"n"} | ({"thinking"} if sampling.thinking is None else set())),
         "sample": sample_index,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)

@@ -173,8 +173,12 @@ class OpenAIBackend:
         if sampling.max_tokens is not None:
             # OpenAI's reasoning models refuse max_tokens; vLLM and SGLang accept both names.
             args["max_completion_tokens" if self.reasoning_model else "max_tokens"] = sampling.max_tokens
+        # Not OpenAI parameters: vLLM and SGLang read them from the top level of the body.
         if sampling.top_k is not None:
-            args["top_k"] = sampling.top_k  # not an OpenAI parameter; vLLM and SGLang read it from the body
+            args["top_k"] = sampling.top_k
+        if sampling.thinking is not None:
+            # Passed to the chat template (Qwen3's switch is enable_thinking).
+            args["chat_template_kwargs"] = {"enable_thinking": sampling.thinking}
         return args
 
     def backoff_delay(self, attempts: int, retry_after_s: float | None) -> float:

@@ -30,6 +30,9 @@ class Sampling(BaseModel):
     n: int = Field(1, ge=1, description="Independent samples per prompt.")
     stop: tuple[str, ...] = Field((), description="Strings that end generation (not included).")
     reasoning_effort: ReasoningEffort | None = Field(None, description="For reasoning models.")
+    thinking: bool | None = Field(
+        None, description="Switch the chat template's thinking on or off where the server has one (vLLM, SGLang)."
+    )
 
     def merged_over(self, defaults: Sampling | None) -> Sampling:
         """These settings, with unset fields filled from `defaults` (e.g. a model's YAML)."""

@@ -22,6 +22,7 @@ class Step(BaseModel):
     turn: int = 0
     messages: Messages
     completion: Completion
+    note: str | None = None  # what the scaffold did about an unusable reply it carried on past
 
 
 AttemptStatus = Literal["ok", "failed", "no_proof"]

@@ -11,19 +11,39 @@ registry from the config's `generator` field.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from qednano.grading.record import ProofGrader
 from qednano.llm.model import Model
+from qednano.prompts import Prompts
 from qednano.scaffolds.budget import Budget
+
+# Settings a whole scaffold tree shares: a nested generator inherits them unless it sets its own.
+SHARED = ("task", "prompts")
 
 
 class ConfigBase(BaseModel):
-    """Settings read from YAML: a misspelt key is an error, not a silently ignored setting."""
+    """Settings read from YAML: a misspelt key is an error, not a silently ignored setting.
+
+    Every scaffold takes `task` and `prompts`. On answer benchmarks (`task: answer`) each prompt
+    with an answer-mode twin (`solve_answer.txt`, `compare_answer.txt`, ...) is used instead:
+    the final text ends in a boxed answer and the candidates are spoken of as answers.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Literal["proof", "answer"] = Field(
+        "proof", description="proof: write a proof; answer: end in a \\boxed{} final answer (answer benchmarks)."
+    )
+    prompts: str | None = Field(
+        None, description="Folder of replacement prompt files (NAME.txt); prompts it does not hold keep our wording."
+    )
+
+    def wording(self) -> Prompts:
+        """The prompts this scaffold fills (checked replacements from `prompts`, the task's twins)."""
+        return Prompts(self.prompts, variant="answer" if self.task == "answer" else None)
 
 
 class ScaffoldConfig(ConfigBase):

@@ -14,8 +14,10 @@ in reasoning_cache.py), so a misspelt key or a value out of range fails with the
 scaffold's name and the key. Models are not params (they are objects, not YAML): every role
 uses the `model` given to `build_scaffold` unless a role is given its own, by keyword —
 `summarizer`, `aggregator`, `judge`, `verifier`, `refiner` (Models) or `grader` (a
-ProofGrader). Roles pass down to nested generators. A `generator` param is the name of a
-scaffold config (or of a scaffold, with its defaults) or an inline `{scaffold, params}` mapping.
+ProofGrader). Roles pass down to nested generators, and so do `task` and `prompts` unless the
+generator sets its own. A `generator` param is the name of a scaffold config (or of a scaffold,
+with its defaults) or an inline `{scaffold, params}` mapping. A relative `prompts` folder in a
+config file is read from beside that file.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from qednano.errors import first_error
 from qednano.llm.model import Model
 from qednano.paths import search_dirs
 from qednano.scaffolds.base import Scaffold
-from qednano.scaffolds.config import GeneratorConfig, Roles
+from qednano.scaffolds.config import SHARED, GeneratorConfig, Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
 from qednano.scaffolds.reasoning_cache import RCConfig, ReasoningCache
 from qednano.scaffolds.rsa import RSA, RSAConfig
@@ -75,7 +77,8 @@ def _build(name: str, params: dict[str, Any], roles: Roles) -> Scaffold:
     scaffold_class = SCAFFOLDS[name][1]
     try:
         if isinstance(config, GeneratorConfig):
-            return scaffold_class(config, roles, _generator(name, config.generator, roles))
+            shared = {key: getattr(config, key) for key in SHARED if getattr(config, key) is not None}
+            return scaffold_class(config, roles, _generator(name, config.generator, roles, shared))
         return scaffold_class(config, roles)
     except ValueError as err:
         if isinstance(err, ScaffoldConfigError):
@@ -83,14 +86,15 @@ def _build(name: str, params: dict[str, Any], roles: Roles) -> Scaffold:
         raise ScaffoldConfigError(f"scaffold {name!r}: {err}") from err
 
 
-def _generator(outer: str, spec: str | dict[str, Any], roles: Roles) -> Scaffold:
-    """A nested generator from a config/scaffold name or an inline {scaffold, params} mapping."""
+def _generator(outer: str, spec: str | dict[str, Any], roles: Roles, shared: dict[str, Any]) -> Scaffold:
+    """A nested generator from a config/scaffold name or an inline {scaffold, params} mapping;
+    `shared` settings of the outer scaffold apply unless the generator sets its own."""
     try:
         if isinstance(spec, str):
             name, params = load_scaffold_config(spec)
         else:
             name, params = _read_config(spec, where=f"the generator of {outer!r}")
-        return _build(name, params, roles)
+        return _build(name, {**shared, **params}, roles)
     except ScaffoldConfigError as err:
         raise ScaffoldConfigError(f"in the generator of scaffold {outer!r}: {err}") from err
 
@@ -157,6 +161,8 @@ def load_scaffold_config(path_or_name: str, overrides: dict[str, Any] | None = N
             raise ScaffoldConfigError(f"{path}: not valid YAML ({err})") from err
         name, params = _read_config(raw, where=str(path))
         where = str(path)
+        if isinstance(params.get("prompts"), str):
+            params = {**params, "prompts": str(path.parent / params["prompts"])}  # absolute stays absolute
     params = {**params, **(overrides or {})}
     try:
         check_params(name, params)

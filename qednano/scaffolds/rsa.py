@@ -1,11 +1,14 @@
 """Recursive self-aggregation (RSA): a population of proofs, improved by aggregating subsets.
 
 The generator (any scaffold) writes a population of N proofs. Each round builds N new proofs;
-new proof i is written by the aggregator from K distinct members of the previous population,
-drawn at random. The draw uses an RNG seeded from the attempt's sample index and the round, so
-a resumed run draws the same subsets and its aggregation prompts hit the cache. After R rounds
-one proof of the last population is chosen, by a knockout tournament judged by a model or by
-the highest grade of a `ProofGrader`.
+new proof i is written by the aggregator from K distinct members of the previous population.
+The subsets are balanced, as in the reference implementation: every member is shown to exactly
+K aggregations per round, so no proof is left out by chance. The draw uses an RNG seeded from
+the attempt's sample index and the round, so a resumed run draws the same subsets and its
+aggregation prompts hit the cache. After R rounds one proof of the last population is chosen,
+by a knockout tournament judged by a model or by the highest grade of a `ProofGrader`. A judge
+reply without a readable winner goes to the second proof of the pair, as in the reference
+(`unreadable_winner: first` gives it to the first).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic import Field, model_validator
 
 from qednano.grading.untrusted import proof_block, untrusted_note
 from qednano.problems.record import Problem
-from qednano.prompts import fill, load_prompt
+from qednano.prompts import SHIPPED, Prompts
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.budget import Call, Trace, best_first, call_index, max_tokens
 from qednano.scaffolds.config import GeneratorConfig, Roles
@@ -26,13 +29,13 @@ from qednano.scaffolds.tournament import knockout
 NO_PROOF = "(this attempt did not produce a proof)"
 
 
-def aggregate_messages(problem: Problem, members: list[Attempt]) -> list[dict[str, str]]:
+def aggregate_messages(problem: Problem, members: list[Attempt], prompts: Prompts = SHIPPED) -> list[dict[str, str]]:
     blocks = [
         f"Candidate solution {i}:\n{proof_block(m.proof, str(i)) if m.status == 'ok' else NO_PROOF}"
         for i, m in enumerate(members, 1)
     ]
-    text = fill(
-        load_prompt(__file__, "aggregate"),
+    text = prompts.fill(
+        "aggregate",
         problem=problem.statement,
         count=len(members),
         untrusted=untrusted_note(),
@@ -42,9 +45,16 @@ def aggregate_messages(problem: Problem, members: list[Attempt]) -> list[dict[st
 
 
 def draw_subsets(sample_index: int, round_: int, population: int, subset: int) -> list[list[int]]:
-    """For each of `population` new proofs, `subset` distinct member indices; deterministic."""
+    """For each of `population` new proofs, `subset` distinct member indices; every member
+    appears in exactly `subset` of them. Deterministic in (sample_index, round_).
+
+    Members are put in a random order on a circle and K distinct random shifts are drawn;
+    subset i takes the members at positions i + shift. Each shift hits each position once.
+    """
     rng = random.Random(call_index(sample_index, "rsa-subsets", round_))
-    return [rng.sample(range(population), subset) for _ in range(population)]
+    order = rng.sample(range(population), population)
+    shifts = rng.sample(range(population), subset)
+    return [[order[(i + shift) % population] for shift in shifts] for i in range(population)]
 
 
 class RSAConfig(GeneratorConfig):
@@ -56,6 +66,9 @@ class RSAConfig(GeneratorConfig):
     )
     aggregate_tokens: int | None = Field(None, gt=0, description="Most tokens of each aggregation.")
     compare_tokens: int | None = Field(None, gt=0, description="Most tokens of each tournament comparison.")
+    unreadable_winner: Literal["second", "first"] = Field(
+        "second", description="Who wins a comparison whose verdict cannot be read (second: as the reference)."
+    )
 
     @model_validator(mode="after")
     def _subset_fits(self) -> RSAConfig:
@@ -79,6 +92,7 @@ class RSA:
         self.select = config.select
         self.aggregate_sampling = max_tokens(config.aggregate_tokens)
         self.compare_tokens = config.compare_tokens
+        self.prompts = config.wording()
         self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
@@ -90,7 +104,7 @@ class RSA:
             if not trace.allows(self.population):
                 break
             subsets = draw_subsets(sample_index, r, self.population, self.subset)
-            prompts = [aggregate_messages(problem, [members[j] for j in picks]) for picks in subsets]
+            prompts = [aggregate_messages(problem, [members[j] for j in picks], self.prompts) for picks in subsets]
             sampling = self.aggregate_sampling
             calls = [Call(self.aggregator, "aggregate", p, sampling, r, i) for i, p in enumerate(prompts)]
             done = await trace.call(calls)
@@ -101,7 +115,9 @@ class RSA:
 
     async def _choose(self, trace: Trace, members: list[Attempt]) -> Attempt:
         if self.select == "tournament":
-            return await knockout(trace, self.judge, members, self.compare_tokens)
+            return await knockout(
+                trace, self.judge, members, self.compare_tokens, self.prompts, self.config.unreadable_winner
+            )
         assert self.grader is not None
         # Highest grade wins; ungraded and proof-less members rank last; ties (and no budget
         # left to grade) go to the first.

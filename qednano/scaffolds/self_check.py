@@ -39,11 +39,12 @@ class SelfCheck:
         self.solve_sampling = max_tokens(config.solve_tokens)
         self.verify_sampling = max_tokens(config.verify_tokens)
         self.refine_sampling = max_tokens(config.refine_tokens or config.solve_tokens)
+        self.prompts = config.wording()
         self.budget = config.budget()
 
     async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
         trace = Trace(problem, sample_index, self.name, self.budget)
-        [first] = await trace.call([Call(self.model, "generate", solve_messages(problem), self.solve_sampling)])
+        [first] = await trace.call([Call(self.model, "generate", solve_messages(problem, self.prompts), self.solve_sampling)])
         if failed := trace.fail_on_call([first], "generation"):
             return failed
         proof = trace.candidate(first)
@@ -51,7 +52,7 @@ class SelfCheck:
         for r in range(1, self.max_rounds + 1):
             if proof.status != "ok" or not trace.allows(1):
                 break  # nothing to check, or no budget left to check it
-            messages = verify_messages(problem, proof.proof)
+            messages = verify_messages(problem, proof.proof, self.prompts)
             [check] = await trace.call([Call(self.model, "verify", messages, self.verify_sampling, turn=r)])
             if failed := trace.fail_on_call([check], f"round {r} verification"):
                 return failed
@@ -66,7 +67,7 @@ class SelfCheck:
             streak = 0
             if not trace.allows(1):
                 break
-            messages = refine_messages(problem, proof.proof, check.content)
+            messages = refine_messages(problem, proof.proof, [check.content], self.prompts)
             [fix] = await trace.call([Call(self.model, "refine", messages, self.refine_sampling, turn=r)])
             if failed := trace.fail_on_call([fix], f"round {r} correction"):
                 return failed

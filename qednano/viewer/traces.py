@@ -56,6 +56,8 @@ def verdict_of(step: Step) -> str | None:
 
 
 def note_of(step: Step, is_rc: bool) -> str:
+    if step.note:  # what the scaffold recorded about a reply it carried on past (an empty summary)
+        return step.note
     if step.role == "summarize" and is_rc:
         return f"summary handed on to turn {step.turn + 1}"
     if step.role == "aggregate":

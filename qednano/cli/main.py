@@ -56,6 +56,7 @@ def prompts(
 ) -> None:
     """List the prompts a --prompts folder may replace and the placeholders each must use; check a folder."""
     from qednano.prompts import PACKAGE, Prompts, needs, shipped
+    from qednano.tables import rich_table
 
     with user_errors():
         replaced = Prompts(folder).replaced if folder is not None else {}

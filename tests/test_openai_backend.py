@@ -442,3 +442,24 @@ async def test_a_thinking_switch_reaches_vllm_as_a_chat_template_argument(server
     switched, default = (r.body for r in server.requests)
     assert switched["chat_template_kwargs"] == {"enable_thinking": False} and switched["top_k"] == 20
     assert "chat_template_kwargs" not in default
+
+
+def test_a_stream_reads_the_same_however_its_bytes_are_cut():
+    from qednano.llm.openai_stream import StreamReader
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        return "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
+                                     ensure_ascii=False)
+
+    lines = [": ping", event({"reasoning_content": "Let x ≥ 1."}), event({"content": "Proof: ∎ holds."}),
+             event({}, "stop"), 'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}',
+             "data: [DONE]"]
+    for newline in ("\n\n", "\r\n\r\n"):
+        stream = newline.join(lines).encode()  # the last line has no newline: the stream just ends
+        for cut in range(len(stream) + 1):
+            reader = StreamReader("m")
+            for part in (stream[:cut], stream[cut:]):
+                assert reader.feed_bytes(part) is None
+            assert reader.finish() is None and reader.done
+            done = reader.result()
+            assert (done.reasoning, done.content, done.usage.completion_tokens) == ("Let x ≥ 1.", "Proof: ∎ holds.", 5)

@@ -228,7 +228,7 @@ class OpenAIBackend:
         return outcome
 
     async def _read(self, client: openai.AsyncOpenAI, request: dict, heard) -> Completion | Failure:
-        """One streamed answer; `heard()` restarts the idle clock whenever a line arrives."""
+        """One streamed answer; `heard()` restarts the idle clock whenever bytes arrive."""
         import httpx2  # the SDK's HTTP layer, loaded with it
 
         http = await client.post("/chat/completions", body=request, cast_to=httpx2.Response, options=RAW_STREAM)
@@ -237,12 +237,15 @@ class OpenAIBackend:
             heard()
             if "text/event-stream" not in http.headers.get("content-type", ""):
                 return parse_completion(self.model, await http.aread())  # a server that did not stream
-            async for line in http.aiter_lines():
+            async for data in http.aiter_bytes():
                 heard()
-                if failure := reader.feed_line(line):
+                if failure := reader.feed_bytes(data):
                     return failure
                 if reader.done:
                     break
+            else:
+                if failure := reader.finish():
+                    return failure
         except httpx2.RequestError as err:  # the SDK wraps transport errors only in what it reads itself
             return Failure("connection", f"the connection dropped mid-answer ({type(err).__name__}: {err})",
                            retryable=True)

@@ -398,6 +398,16 @@ async def test_a_lasting_hang_is_recorded_as_an_idle_timeout(server):
     assert done.latency_s < 10.0
 
 
+async def test_a_server_silent_before_its_headers_is_caught_by_the_idle_timeout(server):
+    # The idle clock runs from the request on, not only once the response has begun.
+    server.push(hang(60))
+    backend = make_backend(server.url, timeout_s=30.0, idle_timeout_s=0.3, max_retries=0)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    assert done.error_kind == "timeout" and "idle timeout" in done.error
+    assert done.latency_s < 10.0
+
+
 async def test_a_stream_that_never_idles_still_ends_at_the_total_timeout(server):
     server.push(slow_stream(" ".join(["word"] * 90), chunk_delay_s=0.1))  # 30+ chunks, 3+ s in all
     backend = make_backend(server.url, timeout_s=1.0, idle_timeout_s=0.5, max_retries=0)

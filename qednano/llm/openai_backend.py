@@ -59,7 +59,7 @@ RAW_STREAM = {"headers": {"X-Stainless-Raw-Response": "stream"}}
 @dataclass
 class Endpoint:
     url: str
-    client: openai.AsyncOpenAI | None = None  # made at the endpoint's first call
+    client: openai.AsyncOpenAI | None = None  # made at the backend's first call
     in_flight: int = 0
     failures: int = 0  # consecutive failures that blame the server
     benched_until: float = 0.0  # time.monotonic() before which others are tried first

@@ -312,8 +312,8 @@ async def test_grade_answer_empty_response_is_no_proof():
     assert (grade.status, grade.score, grade.fraction, grade.max_score) == ("no_proof", 0.0, 0.0, 1.0)
 
 
-async def test_grade_answer_without_a_judge_leaves_word_answers_ungraded():
-    grade = await grade_answer(PROBLEM, r"\boxed{n \text{ odd}}")
+async def test_grade_answer_without_a_judge_leaves_a_word_reference_ungraded():
+    grade = await grade_answer(PROBLEM, r"\boxed{n \text{ odd}}")  # the reference itself is words
     assert (grade.status, grade.score, grade.fraction) == ("ungraded", None, None)
     assert grade.error.startswith("unparsed:")
 
@@ -337,3 +337,49 @@ async def test_grade_answer_with_an_unreadable_judge_is_ungraded():
 async def test_grade_answer_needs_a_short_answer():
     with pytest.raises(ValueError, match="p3"):
         await grade_answer(Problem(id="p3", statement="Prove it."), r"\boxed{1}")
+
+
+# ------------------------------------------------- forms math-verify alone gets wrong (issue 12)
+
+# (reference, response, correct): each was judged wrongly before answer_forms.
+FORM_CASES = [
+    (r"\frac{-1\pm\sqrt{17}}{2}", r"\boxed{\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}}", True),
+    (r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}", r"\boxed{\frac{-1\pm\sqrt{17}}{2}}", True),
+    (r"$(0,1]$", r"\boxed{0 < x \le 1}", True),
+    (r"$[2,\infty)$", r"\boxed{x \geq 2}", True),
+    (r"$\frac{\pi}{2}$", r"\boxed{90^\circ}", True),
+    (r"$90^\circ$", r"\boxed{\frac{\pi}{2}}", True),
+    ("29", r"\boxed{29 \text{ ways}}", True),
+    ("26", r"\boxed{AD = 26}", True),
+    (r"$\frac{1}{576}$", r"\boxed{0.001736}", False),
+    (r"$\frac{4}{9}$", r"\boxed{0.444444}", False),
+    # near misses that must stay wrong
+    (r"$(0,1]$", r"\boxed{0 < x < 1}", False),
+    (r"$60^\circ$", r"\boxed{\frac{\pi}{2}}", False),
+    ("29", r"\boxed{28 \text{ ways}}", False),
+    (r"\frac{-1\pm\sqrt{17}}{2}", r"\boxed{\frac{-1+\sqrt{17}}{2}}", False),
+]
+
+
+def test_answer_forms_table():
+    verdicts = check_answers([(gold, response) for gold, response, _ in FORM_CASES])
+    got = [(v.status, v.correct) for v in verdicts]
+    assert got == [("checked", correct) for _, _, correct in FORM_CASES]
+
+
+async def test_a_decimal_is_accepted_when_the_problem_asks_for_one():
+    asked = Problem(id="d1", statement="Give the probability as a decimal to six places.", short_answer=r"$\frac{4}{9}$")
+    exact = Problem(id="d2", statement="Find the probability.", short_answer=r"$\frac{4}{9}$")
+    assert (await grade_answer(asked, r"\boxed{0.444444}")).score == 1.0
+    assert (await grade_answer(exact, r"\boxed{0.444444}")).score == 0.0
+
+
+async def test_without_a_judge_an_unreadable_answer_is_wrong_and_counted():
+    """Four answers, two right, one unboxed, one with words: 50%, not 100% of the two read."""
+    problem = Problem(id="u1", statement="Compute 3 + 4.", short_answer="7")
+    responses = [r"\boxed{7}", r"\boxed{7}", "The answer is seven\nI think.", r"\boxed{7 \text{ or } 8}"]
+    grades = [await grade_answer(problem, r) for r in responses]
+    assert [(g.status, g.score, g.unanswered) for g in grades] == [
+        ("graded", 1.0, False), ("graded", 1.0, False), ("graded", 0.0, True), ("graded", 0.0, True)
+    ]
+    assert "no readable final answer" in grades[2].assessment

@@ -69,3 +69,11 @@ def test_solve_on_the_embedded_model():
     assert result.exit_code == 0, result.output
     assert "smollm2" in result.output and " tokens" in result.output
     assert "no proof" not in result.output
+
+
+def test_models_shows_long_names_whole_when_piped(scripted_registry):
+    long = "a-model-with-a-very-long-registered-name-that-would-not-fit-in-eighty-columns-v2-instruct"
+    (scripted_registry / "long.yaml").write_text(f"name: {long}\nbackend: scripted\nmodel: echo\n")
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert f"| {long} | scripted | echo |" in result.output

@@ -307,3 +307,73 @@ def test_eval_answerbench_runs_any_scaffold_in_answer_mode_with_the_users_prompt
     result = runner.invoke(app, ["eval", "--bench", "imo-answerbench", "-m", "answerer", "--limit", "2", "--scaffold", "rc",
                                  "--turns", "2", "--prompts", str(mine), "--out", str(out)])
     assert result.exit_code == 2 and "different prompt_files" in result.output
+
+
+# ---------------------------------------------------------------- issue 12: decided from the data
+
+
+def answer_file(path):
+    """An answer benchmark whose name says nothing about answers."""
+    rows = [{"id": f"h{i}", "problem": statement, "answer": answer} for i, (statement, answer) in enumerate(ANSWERS.items())]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_the_task_comes_from_the_problems_not_the_file_name(scripts, tmp_path):
+    data = answer_file(tmp_path / "hmmt_feb_2025.jsonl")
+    result = invoke("eval", "--bench", data, "-m", "answerer", "--out", tmp_path / "run")
+    assert "task: answer (all 4 problems have a short answer and no marking scheme)" in " ".join(result.output.split())
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (report["max_score"], report["mean_points"]) == (1.0, 0.5)
+    generations = tmp_path / "gen.jsonl"
+    rows = [{"problem_idx": f"h{i}", "problem": s, "answer": a, "model_solution": f"\\boxed{{{a}}}"} for i, (s, a) in enumerate(ANSWERS.items())]
+    generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    graded = invoke("grade", generations, "--out", tmp_path / "graded")
+    assert "task: answer" in graded.output
+    assert json.loads((tmp_path / "graded" / "report.json").read_text())["mean_points"] == 1.0
+
+
+def usamo_file(path):
+    rubric = [{"title": "Setup", "points": 3, "desc": "Sets up."}, {"title": "Finish", "points": 4, "desc": "Ends."}]
+    rows = [{"id": "usamo-1", "problem": "Prove it.", "rubric": json.dumps(rubric, indent=2)}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_variant_the_problems_cannot_take_is_refused_before_any_call(scripts, tmp_path):
+    data = usamo_file(tmp_path / "usamo.jsonl")
+    result = runner.invoke(app, ["eval", "--bench", str(data), "-m", "prover", "-g", "grader", "--variant", "reference",
+                                 "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert "problem 'usamo-1' has no reference_solution and grading_guidelines" in " ".join(result.output.split())
+    assert not (tmp_path / "x" / "samples.jsonl").exists()
+
+
+def test_grader_bench_takes_a_column_map(scripts, tmp_path):
+    problem = load_problems("imo-proofbench", limit=1)[0]
+    rows = [{"id": problem.id, "problem": problem.statement, "solution": problem.reference_solution,
+             "grading_guidelines": problem.grading_guidelines, "proof": f"Proof {i}.", "rating": points}
+            for i, points in enumerate((7, 1))]
+    data = tmp_path / "rated.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    missing = runner.invoke(app, ["grader-bench", str(data), "-g", "grader", "--column", "response=proof", "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "--column human_points=COLUMN" in " ".join(missing.output.split())
+    invoke("grader-bench", data, "-g", "grader", "--column", "response=proof", "--column", "human_points=rating", "--out", tmp_path / "gb")
+    assert json.loads((tmp_path / "gb" / "agreement.json").read_text())["rows"] == 2
+
+
+def test_grading_written_attempts_shows_no_generate_bar(scripts, tmp_path, monkeypatch):
+    from qednano.records import pipeline
+
+    shown = []
+    real = pipeline.progress_bar
+
+    def spy():
+        bar = real()
+        add = bar.add_task
+        bar.add_task = lambda description, **kw: shown.append((description, kw.get("visible", True))) or add(description, **kw)
+        return bar
+
+    monkeypatch.setattr(pipeline, "progress_bar", spy)
+    invoke("grader-bench", grading_bench_csv(tmp_path / "gb.csv"), "-g", "grader", "--out", tmp_path / "gb")
+    assert ("generate", False) in shown and ("grade", True) in shown

@@ -120,7 +120,7 @@ async def test_reward_with_a_rubric_grader_on_a_scripted_model() -> None:
         proof = messages[-1]["content"].split(PROOF_BEGIN)[1].split(PROOF_END)[0]
         return "Complete.\nFINAL SCORE: 7" if "correct" in proof else "Wrong.\nFINAL SCORE: 0"
 
-    grader = RubricGrader(Model("judge", ScriptedBackend(judge)), "reference")
+    grader = RubricGrader(Model("judge", ScriptedBackend(judge)), "no_reference")
     reward = grader_reward(grader, PROBLEMS)
     rewards = await reward(
         prompts=["p"] * 3,

@@ -469,3 +469,30 @@ def test_loading_prints_nothing(tmp_path, capfd):
     for name in ("p.parquet", "p.jsonl"):
         assert [p.id for p in load_problems(str(tmp_path / name))] == ["a", "b"]
     assert capfd.readouterr() == ("", "")
+
+
+# ------------------------------------------------------------------------ rubrics (issue 12)
+
+RUBRIC = [{"title": "Setup", "points": 3, "desc": "Sets up."}, {"title": "Finish", "points": 4, "desc": "Ends."}]
+
+
+def rubric_file(tmp_path, rubric_text):
+    path = tmp_path / "usamo.jsonl"
+    path.write_text(json.dumps({"id": "u1", "problem": "Prove it.", "rubric": rubric_text}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("indent", [None, 2, "\t"])
+def test_json_rubrics_are_parsed_however_laid_out(tmp_path, indent):
+    [problem] = load_problems(str(rubric_file(tmp_path, json.dumps(RUBRIC, indent=indent))))
+    assert [(c.title, c.points) for c in problem.criteria] == [("Setup", 3), ("Finish", 4)]
+    assert problem.grading_guidelines == ""
+
+
+def test_a_rubric_summing_to_another_maximum_is_an_error_or_rescaled(tmp_path):
+    doubled = [{**c, "points": 2 * c["points"]} for c in RUBRIC]
+    path = rubric_file(tmp_path, json.dumps(doubled, indent=2))
+    with pytest.raises(ProblemLoadError, match=r"usamo.jsonl line 1 \(id 'u1'\): field 'rubric' has points summing to 14, not the maximum score 7"):
+        load_problems(str(path))
+    [problem] = load_problems(str(path), rescale_rubrics=True)
+    assert [c.points for c in problem.criteria] == [3, 4]

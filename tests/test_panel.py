@@ -11,7 +11,7 @@ from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Prices, Usage
 from qednano.problems.record import Problem
 
-PROBLEM = Problem(id="p", statement="Prove it.", reference_solution="Like this.")
+PROBLEM = Problem(id="p", statement="Prove it.", reference_solution="Like this.", grading_guidelines="(Partial) 1. A lemma.")
 PROOF = "A proof."
 
 
@@ -140,3 +140,17 @@ async def test_panel_of_rubric_graders_on_scripted_models() -> None:
     assert grade.status == "graded" and grade.score == 6.5
     assert [m.status for m in grade.members] == ["graded", "ungraded", "graded"]
     assert len(grade.calls) == 1 + 2 + 1
+
+
+async def test_disagreement_survives_samples_jsonl(tmp_path):
+    from qednano.records.sample import SampleRecord
+    from qednano.records.store import SampleStore
+    from qednano.scaffolds.base import Attempt
+
+    grade = await Panel(members(6, 3, 1)).grade(PROBLEM, PROOF)
+    attempt = Attempt(problem_id="p", sample_index=0, scaffold="direct", proof=PROOF, status="ok")
+    store = SampleStore(tmp_path / "samples.jsonl")
+    store.append(SampleRecord.start(PROBLEM, attempt).model_copy(update={"grade": grade}))
+    read = store.read()[("p", 0)].grade
+    assert (read.spread, read.std) == (5, pytest.approx(statistics.pstdev([6, 3, 1])))
+    assert [m.score for m in read.members] == [6, 3, 1]

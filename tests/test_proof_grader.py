@@ -9,7 +9,9 @@ from qednano.grading.proof_grader import (
     FULL_SCALE,
     VARIANTS,
     RubricGrader,
-    effective_variant,
+    VariantError,
+    check_variant,
+    choose_variant,
     grader_call_index,
     grading_messages,
 )
@@ -94,7 +96,8 @@ def test_proof_sits_between_markers_after_the_untrusted_warning(variant: str) ->
     assert proof_in(prompt) == PROOF
     assert prompt.count(PROOF_BEGIN) == 1 and prompt.count(PROOF_END) == 1
     warning = prompt.index("untrusted data")
-    assert warning < prompt.index(PROOF_BEGIN) < prompt.index(PROOF_END) < prompt.index("FINAL SCORE: <")
+    verdict = "<score><" if variant == "marking_scheme" else "FINAL SCORE: <"
+    assert warning < prompt.index(PROOF_BEGIN) < prompt.index(PROOF_END) < prompt.index(verdict)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -137,27 +140,67 @@ def test_prompt_on_a_real_proofbench_row() -> None:
 # --- variants and fallbacks ------------------------------------------------------------------
 
 
-def test_problems_lacking_what_a_variant_needs_fall_back_to_no_reference() -> None:
-    scheme_only = Problem(id="s", statement="x", grading_guidelines="(Partial) 1. Something.")
-    assert effective_variant(BARE, "reference") == "no_reference"
-    assert effective_variant(BARE, "strict") == "no_reference"
-    assert effective_variant(scheme_only, "strict") == "strict"
-    assert effective_variant(scheme_only, "reference") == "no_reference"
-    assert effective_variant(PROBLEM, "advisory") == "advisory"
+USAMO = Problem(
+    id="usamo-2025-1",
+    statement="Prove it.",
+    criteria=(Criterion(title="Setup", points=3, description="d"), Criterion(title="Finish", points=4, description="d")),
+)
+GUIDED = Problem(id="g", statement="x", reference_solution="Ref.", grading_guidelines="(Partial) 1. Something.")
+SCHEME_ONLY = Problem(id="s", statement="x", grading_guidelines="(Partial) 1. Something.")
 
 
-async def test_fallback_is_named_in_the_grade_and_uses_the_full_scale() -> None:
-    grader, backend = grader_with(answering("Partly right.\nFINAL SCORE: 3"))
-    grade = await grader.grade(BARE, PROOF)
-    assert grader.name == "judge/reference"
-    assert grade.grader == "judge/reference->no_reference"
-    assert grade.status == "graded" and grade.score == 3  # 3 is off the 7/6/1/0 scale of `reference`
-    assert "no reference solution or marking scheme" in backend.calls[0][0][0]["content"]
+def test_auto_chooses_the_variant_from_what_each_problem_carries() -> None:
+    assert [choose_variant(p) for p in (USAMO, PROBLEM, GUIDED, SCHEME_ONLY, BARE)] == [
+        "marking_scheme", "strict", "reference", "marking_scheme", "no_reference"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("problem", "variant", "field"),
+    [
+        (BARE, "reference", "reference_solution and grading_guidelines"),
+        (USAMO, "reference", "reference_solution and grading_guidelines"),
+        (SCHEME_ONLY, "strict", "reference_solution"),
+        (BARE, "marking_scheme", "marking scheme"),
+    ],
+)
+def test_a_variant_whose_fields_a_problem_lacks_is_refused_by_name(problem, variant, field) -> None:
+    with pytest.raises(VariantError, match=f"problem '{problem.id}' has no {field}.*variant '{variant}'"):
+        check_variant([PROBLEM, problem], variant)
+    check_variant([PROBLEM, problem], "auto")
+
+
+async def test_usamo_rubrics_are_graded_by_default_not_left_ungraded() -> None:
+    """MathArena-style criteria under the defaults: the marking-scheme variant, a <score> verdict."""
+    grader, backend = grader_with(answering("Setup done, finish missing.\n<score>3</score>"), "auto")
+    grade = await grader.grade(USAMO, PROOF)
+    assert (grade.status, grade.score, grade.grader) == ("graded", 3, "judge/auto->marking_scheme")
+    prompt = backend.calls[0][0][0]["content"]
+    assert "Setup (3 points)" in prompt and "<score><an integer from 0 to 7></score>" in prompt
+    assert "none given" not in prompt and "Reference solution" not in prompt
+
+
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ("Fine.\n<score>5</score>", 5),
+        ("Fine.\n**<score>5</score>**", 5),
+        ("<score>2</score>\nOn reflection:\n<score>4</score>", 4),
+        ("Fine.\n<score>five</score>", None),
+        ("Fine.\n<score>9</score>", None),
+        ("> <score>7</score>", None),  # quoted, not the grader's own
+        ("FINAL SCORE: 7", None),
+    ],
+)
+async def test_score_tag_verdicts(answer: str, score) -> None:
+    grader, _ = grader_with(answering(answer), "marking_scheme", max_reasks=0)
+    grade = await grader.grade(USAMO, PROOF)
+    assert grade.score == score
 
 
 def test_unknown_variant_and_negative_reasks_are_refused() -> None:
     model = Model("judge", ScriptedBackend(echo))
-    with pytest.raises(ValueError, match="choose one of reference, strict, advisory, no_reference"):
+    with pytest.raises(ValueError, match="choose one of auto, reference, strict, advisory, marking_scheme, no_reference"):
         RubricGrader(model, "lenient")
     with pytest.raises(ValueError, match="max_reasks"):
         RubricGrader(model, max_reasks=-1)

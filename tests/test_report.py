@@ -126,6 +126,7 @@ def test_counts_split_every_sample_once():
         "failed": 1,
         "pending": 1,
         "truncated": 2,
+        "unanswered": 0,
     }
     assert counts.graded + counts.ungraded + counts.no_proof + counts.failed + counts.pending == counts.samples
 
@@ -176,14 +177,14 @@ def test_nothing_scored_gives_no_mean_not_zero():
     rep = build_report([sample("p", 0, attempt="failed", grade=None), sample("p", 1, grade="ungraded")], MANIFEST)
     assert rep.mean_points is None and rep.ci_points is None and rep.at_k == []
     assert (rep.counts.failed, rep.counts.ungraded, rep.problems, rep.problems_seen) == (1, 1, 0, 1)
-    assert "| mean (points) | - of 7 |" in report.render_markdown(rep)
+    assert "| mean (points) | - of 7 (1 ungraded, 1 failed, 0 pending left out) |" in report.render_markdown(rep)
 
 
 def test_renderings_show_the_numbers():
     rep = build_report(run_records(), MANIFEST)
     text = report.render_markdown(rep)
     assert text.startswith("# qed-nano-4b on proofbench")
-    assert "| mean (points) | 4.61 of 7 |" in text
+    assert "| mean (points) | 4.61 of 7 (1 ungraded, 1 failed, 1 pending left out) |" in text
     assert "| run status | interrupted |" in text
     assert "| 2 | 0.889 | 4.61 | 6.56 |" in text
     assert "| Geometry | 3.50 | 50.0 | 1 | 2 |" in text
@@ -267,3 +268,18 @@ def test_compare_runs_renders_and_handles_no_overlap():
 def test_compare_runs_refuses_different_scales():
     with pytest.raises(ValueError, match="one scale"):
         compare.compare_runs([sample("p", 0, 7)], [sample("p", 0, 1, max_score=1.0)])
+
+
+async def test_unanswered_short_answers_count_against_the_mean_and_are_counted():
+    """Four answers, two right, one unboxed, one with words: 50%, with 2 unanswered counted."""
+    from qednano.grading.answer import grade_answer
+    from qednano.problems.record import Problem
+
+    problem = Problem(id="a1", statement="Compute 3 + 4.", short_answer="7")
+    responses = [r"\boxed{7}", r"\boxed{7}", "It is seven.\nDone.", r"\boxed{7 \text{ or } 8}"]
+    records = [
+        sample("a1", i, max_score=1.0).model_copy(update={"grade": await grade_answer(problem, response)})
+        for i, response in enumerate(responses)
+    ]
+    rep = build_report(records, MANIFEST)
+    assert (rep.mean_percent, rep.counts.unanswered, rep.counts.ungraded) == (50.0, 2, 0)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from qednano.llm.model import Model
     from qednano.llm.types import Sampling
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, or openai:MODEL@URL.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, checkpoint folder, or openai:MODEL@URL.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
 
 console = Console()
@@ -109,7 +109,8 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str]:
 
 
 GradersOpt = Annotated[list[str] | None, typer.Option("--grader", "-g", help="Grader model; repeat for a panel.")]
-VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: reference, strict, advisory, no_reference.")]
+ColumnOpt = Annotated[list[str] | None, typer.Option(help="Column map for files: field=COLUMN, e.g. statement=question.")]
+VariantOpt = Annotated[str, typer.Option(help="Proof-grading prompt: auto (from each problem), reference, strict, advisory, marking_scheme, no_reference.")]
 AggregateOpt = Annotated[str, typer.Option(help="Panel aggregate: mean, median, min.")]
 GraderSamplesOpt = Annotated[int, typer.Option(help="Gradings per grader model, aggregated as a panel.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Samples generated or graded at once.")]

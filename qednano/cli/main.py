@@ -13,6 +13,7 @@ import typer
 
 from qednano.cli.common import (
     AggregateOpt,
+    ColumnOpt,
     ConcurrencyOpt,
     GraderSamplesOpt,
     GradersOpt,
@@ -74,16 +75,24 @@ def prompts(
 def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
     from qednano.llm.registry import registered_models
-    from qednano.tables import rich_table
+    from qednano.tables import markdown_table, rich_table
 
     with user_errors():
         found = registered_models()
-    rows = []
-    for name, (spec, _) in sorted(found.items()):
-        endpoints = "\n".join(spec.base_urls) or "(in process)"
-        prices = (f"{spec.prices.input:g}", f"{spec.prices.output:g}")
-        rows.append((name, spec.backend, spec.model, endpoints, spec.api_key_env or "-", *prices))
-    rich_table("", ("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out"), rows, console)
+    header = ("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out")
+    rows = [
+        (name, spec.backend, spec.model, " ".join(spec.base_urls) or "(in process)", spec.api_key_env or "-",
+         f"{spec.prices.input:g}", f"{spec.prices.output:g}")
+        for name, (spec, _) in sorted(found.items())
+    ]
+    if not console.is_terminal:
+        # Piped or redirected: whole names in a Markdown table, never cut to a guessed width.
+        typer.echo(markdown_table(header, rows))
+        return
+    table = rich_table("", header, rows)
+    for column in table.columns[:3]:
+        column.no_wrap = True  # names are copied into commands: never cut or split them
+    console.print(table)
 
 
 @app.command()
@@ -185,15 +194,17 @@ def eval_command(
     bench: Annotated[str, typer.Option(help="imo-proofbench, imo-answerbench, proofbench, a HF name or a file.")],
     model: ModelOpt = "smollm2",
     grader: GradersOpt = None,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
-    task: Annotated[str | None, typer.Option(help="proof or answer (default: from the bench name).")] = None,
+    task: Annotated[str | None, typer.Option(help="proof or answer (default: decided from the problems, and printed).")] = None,
     samples: Annotated[int, typer.Option("-n", "--samples", help="Samples per problem.")] = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N problems.")] = None,
     problem: Annotated[list[str] | None, typer.Option("--problem", "-p", help="Only this problem id (repeatable).")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="Column map for files: field=COLUMN, e.g. statement=question.")] = None,
+    column: ColumnOpt = None,
     split: Annotated[str | None, typer.Option(help="Dataset split (Hugging Face datasets).")] = None,
+    rescale_rubrics: Annotated[bool, typer.Option(help="Scale rubric points that do not sum to 7 (else an error).")] = False,
+    keep_self_evaluation: Annotated[bool, typer.Option(help="Grade proofs with their self-evaluation section.")] = False,
     scaffold: ScaffoldOpt = "direct",
     set_: SetOpt = None,
     turns: TurnsOpt = None,
@@ -217,6 +228,7 @@ def eval_command(
             samples=samples, limit=limit, problem_ids=problem or [], scaffold=scaffold, concurrency=concurrency,
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
             prompts=None if prompts is None else str(prompts),
+            rescale_rubrics=rescale_rubrics, strip_self_evaluation=not keep_self_evaluation,
             sampling=sampling_options(temperature, max_tokens, seed),
             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
         )
@@ -227,10 +239,11 @@ def eval_command(
 def grade(
     file: Annotated[Path, typer.Argument(help="Generations (columns problem, model_solution, solution, grading_guidelines, answer).")],
     grader: GradersOpt = None,
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
-    task: Annotated[str | None, typer.Option(help="proof or answer (default: from the file's columns).")] = None,
+    task: Annotated[str | None, typer.Option(help="proof or answer (default: decided from the problems, and printed).")] = None,
+    keep_self_evaluation: Annotated[bool, typer.Option(help="Grade proofs with their self-evaluation section.")] = False,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -243,8 +256,8 @@ def grade(
 
     with user_errors():
         config = GradeConfig(file=str(file), graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
-                             concurrency=concurrency, max_failures=max_failures, timeout_s=timeout,
-                             idle_timeout_s=idle_timeout)
+                             strip_self_evaluation=not keep_self_evaluation, concurrency=concurrency,
+                             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grade_file(config, out, open_cache(no_cache), console)
 
 
@@ -252,10 +265,11 @@ def grade(
 def grader_bench(
     data: Annotated[str, typer.Argument(help="IMO-GradingBench CSV, or a rated-proof dataset such as wenjiema02/ProofBench.")],
     grader: Annotated[list[str], typer.Option("--grader", "-g", help="Grader model; repeat for a panel.")],  # required here
-    variant: VariantOpt = "reference",
+    variant: VariantOpt = "auto",
     aggregate: AggregateOpt = "mean",
     grader_samples: GraderSamplesOpt = 1,
     limit: Annotated[int | None, typer.Option(help="Only the first N responses.")] = None,
+    column: ColumnOpt = None,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -268,8 +282,8 @@ def grader_bench(
 
     with user_errors():
         config = GraderBenchConfig(data=data, graders=grader, variant=variant, aggregate=aggregate, grader_samples=grader_samples, limit=limit,
-                                   concurrency=concurrency, max_failures=max_failures, timeout_s=timeout,
-                                   idle_timeout_s=idle_timeout)
+                                   columns=parse_columns(column), concurrency=concurrency, max_failures=max_failures,
+                                   timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grader_bench(config, out, open_cache(no_cache), console)
 
 

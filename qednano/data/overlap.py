@@ -168,6 +168,12 @@ def write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def parquet_safe(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row with mappings as JSON text: parquet cannot store a struct with no fields, and a
+    problem's `metadata` is often `{}`."""
+    return {key: json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value for key, value in row.items()}
+
+
 def write_training_set(out: Path, train: TextSet, matched: Mapping[str, list[str]], flag_column: str, config: OverlapConfig) -> Path:
     """The training rows without the matched ones, or all of them with `flag_column` (matched
     ids, empty when clean) when flagging. Written through `datasets`."""
@@ -175,6 +181,8 @@ def write_training_set(out: Path, train: TextSet, matched: Mapping[str, list[str
         rows = [{**row, flag_column: matched.get(row_id, [])} for row_id, row in zip(train.ids, train.rows, strict=True)]
     else:
         rows = [row for row_id, row in zip(train.ids, train.rows, strict=True) if row_id not in matched]
+    if config.output_format == "parquet":
+        rows = [parquet_safe(row) for row in rows]
     dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({name: [] for name in train.rows[0]} if train.rows else {})
     path = out / f"train.{config.output_format}"
     if config.output_format == "parquet":

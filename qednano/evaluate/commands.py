@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from qednano.evaluate.imported import ImportedRow, read_generations, write_graded
-from qednano.grading.build import GradingConfig, Task, build_grader
+from qednano.evaluate.imported import read_generations, write_graded
+from qednano.grading.build import GradingConfig, Task, build_grader, check_grading, infer_task
 from qednano.grading.record import ProofGrader
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
@@ -37,7 +37,7 @@ from qednano.records.failures import (
     summarize,
     tally,
 )
-from qednano.records.pipeline import evaluate, evaluate_pairs
+from qednano.records.pipeline import Replay, closing, evaluate, evaluate_pairs
 from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
@@ -53,7 +53,7 @@ class EvalConfig(GradingConfig, RunLimits):
 
     bench: str = Field(description="Benchmark short name, Hugging Face name, or file.")
     model: str = Field(description="The prover model.")
-    task: Task | None = Field(None, description="proof or answer; inferred from the bench name when unset.")
+    task: Task | None = Field(None, description="proof or answer; decided from the problems when unset.")
     samples: int = Field(1, ge=1)
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N problems.")
     problem_ids: list[str] = Field(default_factory=list, description="Evaluate only these problems.")
@@ -64,15 +64,13 @@ class EvalConfig(GradingConfig, RunLimits):
     concurrency: int = Field(32, ge=1)
     split: str | None = None
     columns: dict[str, str] = Field(default_factory=dict, description="Column map for files, field -> column.")
-
-    def resolved_task(self) -> Task:
-        if self.task:
-            return self.task
-        return "answer" if "answer" in self.bench.lower() else "proof"
+    rescale_rubrics: bool = Field(False, description="Scale rubric points that do not sum to 7 instead of refusing them.")
 
 
 def select_problems(config: EvalConfig) -> list[Problem]:
-    problems = load_problems(config.bench, split=config.split, columns=config.columns or None, limit=config.limit)
+    problems = load_problems(
+        config.bench, split=config.split, columns=config.columns or None, limit=config.limit, rescale_rubrics=config.rescale_rubrics
+    )
     if not config.problem_ids:
         return problems
     wanted = set(config.problem_ids)
@@ -80,6 +78,13 @@ def select_problems(config: EvalConfig) -> list[Problem]:
     if unknown:
         raise ValueError(f"unknown problem ids for {config.bench}: {', '.join(sorted(unknown))}")
     return [p for p in problems if p.id in wanted]
+
+
+def choose_task(given: Task | None, problems: list[Problem], console: Console) -> Task:
+    """The task given, or the one the problems call for; said either way."""
+    task, why = (given, "as given by --task") if given else infer_task(problems)
+    console.print(f"task: [bold]{task}[/] ({why})")
+    return task
 
 
 def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGrader | None) -> Scaffold:
@@ -94,7 +99,7 @@ def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGr
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "prompts", "prompt_files", "sampling",
+    "prompts", "prompt_files", "sampling", "strip_self_evaluation", "rescale_rubrics",
 )
 
 
@@ -118,18 +123,21 @@ def check_resumable(run_dir: Path, config: dict) -> None:
 def run_eval(config: EvalConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
     """Run (or resume) an evaluation; returns its run directory."""
     problems = select_problems(config)
+    task = choose_task(config.task, problems, console)
+    if config.graders or task == "answer":
+        check_grading(task, config, problems)
     run_dir = Path(out or default_run_dir("eval", f"{config.bench}-{Path(config.model).stem}"))
-    manifest_config = {**config.model_dump(mode="json"), "task": config.resolved_task(), "problems": len(problems)}
+    manifest_config = {**config.model_dump(mode="json"), "task": task, "problems": len(problems)}
     if config.prompts is not None:  # the wording itself, so that a resume cannot mix two
         manifest_config["prompt_files"] = Prompts(config.prompts).fingerprint()
     check_resumable(run_dir, manifest_config)
     prover = load_model(config.model, cache=cache, **config.call_limits())
     prover.defaults = config.sampling.merged_over(prover.defaults)  # command-line sampling wins
     graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
-    grader = build_grader(config.resolved_task(), config, graders)
+    grader = build_grader(task, config, graders)
     if grader is None:
         console.print("[yellow]no --grader given: proofs are generated but not graded (grade them later with --grader)[/]")
-    scaffold = eval_scaffold(config, config.resolved_task(), prover, grader)
+    scaffold = eval_scaffold(config, task, prover, grader)
     store = SampleStore(run_dir / "samples.jsonl")
     run = Run(run_dir, "eval", manifest_config, models=[prover, *graders])
     write_problems(run_dir, problems)  # the viewer shows statements and marking schemes from here
@@ -166,14 +174,6 @@ async def checkpointed(run: Run, work):
         saving.cancel()
 
 
-async def closing(models: list[Model], work):
-    """Await `work`, then close the models' connections (on the same event loop)."""
-    try:
-        return await work
-    finally:
-        await asyncio.gather(*(model.aclose() for model in models))
-
-
 class GradeWrittenConfig(GradingConfig, RunLimits):
     """Grading of attempts written beforehand: who grades, how many at once, what is tolerated."""
 
@@ -187,29 +187,13 @@ class GradeConfig(GradeWrittenConfig):
     task: Task | None = None
 
 
-class Replay:
-    """A scaffold that returns attempts read from a file instead of calling a model."""
-
-    name = "imported"
-
-    def __init__(self, attempts: list[Attempt]):
-        self.attempts = {(attempt.problem_id, attempt.sample_index): attempt for attempt in attempts}
-
-    async def solve(self, problem: Problem, sample_index: int = 0):
-        return self.attempts[(problem.id, sample_index)]
-
-
-def file_task(rows: list[ImportedRow]) -> Task:
-    """Answers when every problem has a short answer and none has a marking scheme or solution."""
-    answers = all(r.problem.short_answer and not r.problem.marking_scheme_text() for r in rows)
-    return "answer" if rows and answers else "proof"
-
-
 def grade_written(
     run: Run, written: list[tuple[Problem, Attempt]], task: Task, config: GradeWrittenConfig, cache: CallCache | None
 ) -> list[SampleRecord]:
     """Grade attempts written beforehand (a file's rows, human-rated responses) in `run`'s directory, resumably."""
     check_resumable(run.path, run.config)
+    if config.graders or task == "answer":
+        check_grading(task, config, [problem for problem, _ in written])
     graders = [load_model(name, cache=cache, **config.call_limits()) for name in config.graders]
     grader = build_grader(task, config, graders)
     work = [(problem, attempt.sample_index) for problem, attempt in written]
@@ -217,13 +201,14 @@ def grade_written(
     store = SampleStore(run.path / "samples.jsonl")
     run.models.extend(graders)
     write_problems(run.path, list({problem.id: problem for problem, _ in written}.values()))
-    return run_job(run, store, evaluate_pairs(work, replay, grader, store, config.concurrency, config.max_failures))
+    job = evaluate_pairs(work, replay, grader, store, config.concurrency, config.max_failures, generates=False)
+    return run_job(run, store, job)
 
 
 def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
     """Grade every row of a generations file; writes graded.jsonl (reference format) and a report."""
     rows = read_generations(config.file)
-    task = config.task or file_task(rows)
+    task = choose_task(config.task, [row.problem for row in rows], console)
     if task == "proof" and not config.graders:
         raise ValueError("grading proofs needs a grader model: pass --grader NAME")
     manifest_config = {**config.model_dump(mode="json"), "task": task, "rows": len(rows), "bench": Path(config.file).name}

@@ -31,6 +31,7 @@ class GraderBenchConfig(GradeWrittenConfig):
     data: str = Field(description="IMO-GradingBench CSV, or a rated-proof dataset (name or file).")
     graders: list[str] = Field(min_length=1, description="Grader models; several form a panel.")
     limit: int | None = Field(None, ge=1, description="Only the first N responses.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column map, field -> column (as for eval).")
 
 
 class Rated(BaseModel):
@@ -40,11 +41,11 @@ class Rated(BaseModel):
     sample_index: int  # the response's index among those of its problem
 
 
-def rated_responses(data: str, limit: int | None) -> list[Rated]:
+def rated_responses(data: str, limit: int | None, columns: dict[str, str] | None = None) -> list[Rated]:
     """The human-rated responses of `data` (IMO-GradingBench CSVs are recognised by their header)."""
     seen: dict[str, int] = {}
     rated = []
-    for response in load_rated_responses(data, limit=limit):
+    for response in load_rated_responses(data, limit=limit, columns=columns or None):
         problem, human = response.problem, response.points
         index = seen.get(problem.id, 0)
         seen[problem.id] = index + 1
@@ -53,7 +54,7 @@ def rated_responses(data: str, limit: int | None) -> list[Rated]:
 
 
 def run_grader_bench(config: GraderBenchConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
-    rows = rated_responses(config.data, config.limit)
+    rows = rated_responses(config.data, config.limit, config.columns)
     if not rows:
         raise ValueError(f"{config.data}: no rated responses to grade")
     manifest_config = {**config.model_dump(mode="json"), "responses": len(rows)}

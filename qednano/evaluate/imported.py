@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from qednano.grading.build import is_answer_problem
 from qednano.grading.record import Grade
 from qednano.llm.types import Completion, Usage, split_reasoning
 from qednano.problems.loaders import open_source, responses_from
@@ -84,7 +85,7 @@ def read_graded(path: str | Path) -> list[SampleRecord]:
 
 def imported_grade(row: ImportedRow) -> Grade:
     score = row.values.get("score")
-    max_score = 1.0 if row.problem.short_answer and not row.problem.marking_scheme_text() else 7.0  # as `file_task`
+    max_score = 1.0 if is_answer_problem(row.problem) else 7.0  # as `infer_task` decides
     usage, cost_usd = spent(row.values.get("grade_cost"))
     call = Completion(model="imported-grader", usage=usage, cost_usd=cost_usd)
     if score is None or (isinstance(score, float) and math.isnan(score)):

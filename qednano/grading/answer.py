@@ -7,14 +7,17 @@ Two judges, in order:
 2. an LLM judge (`answer_judge.py`) decides what math-verify could not: answers with words in
    them, answers it cannot parse, checks that timed out.
 
-A check that could not decide is a status (unparsed, timeout, failed) with `correct=None`, never
-a silent `False`: the report counts it instead of scoring it as wrong.
+A check that could not decide is a status (unparsed, timeout, failed) with `correct=None`. Without
+a judge, an answer that could not be read (no box, words in it, nothing math-verify parses) is
+wrong, as it would be in a contest: graded 0 and marked `unanswered`, which the report counts.
+A check that timed out or broke is the checker's failure, not the model's: ungraded.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from qednano.grading.answer_forms import asks_for_decimal
 from qednano.grading.answer_judge import judge_answer
 from qednano.grading.boxed import last_boxed
 from qednano.grading.math_check import check_answer
@@ -29,16 +32,21 @@ JUDGE_MAX_CHARS = 4000
 
 async def grade_answer(problem: Problem, response: str, judge: Model | None = None, sample_index: int = 0) -> Grade:
     """Grade a short-answer response 1/0: math-verify first, then the LLM judge whenever math-verify
-    could not decide (unparsed, timed out or failed). Without a judge such a response is ungraded."""
+    could not decide (unparsed, timed out or failed). Without a judge an unreadable answer is wrong."""
     if not problem.short_answer.strip():
         raise ValueError(f"problem {problem.id!r} has no short answer; grade it with a proof grader")
     if not response.strip():
         return Grade(status="no_proof", score=0.0, max_score=1.0, grader="math-verify")
-    checked = await asyncio.to_thread(check_answer, problem.short_answer, response)
+    decimal = asks_for_decimal(problem.statement)
+    checked = await asyncio.to_thread(check_answer, problem.short_answer, response, decimal)
     if checked.status == "checked":
         return _grade(checked, "math-verify")
     if judge is None:
-        return Grade(status="ungraded", max_score=1.0, grader="math-verify", error=f"{checked.status}: {checked.detail}")
+        reason = f"{checked.status}: {checked.detail}"
+        if checked.status == "unparsed" and not checked.reference_unreadable:
+            return Grade(status="graded", score=0.0, max_score=1.0, grader="math-verify", unanswered=True,
+                         assessment=f"no readable final answer, scored 0 ({reason})")
+        return Grade(status="ungraded", max_score=1.0, grader="math-verify", error=reason)
     candidate = checked.extracted or last_boxed(response) or response.strip()[-JUDGE_MAX_CHARS:]
     judged = await judge_answer(judge, problem, candidate, sample_index=sample_index)
     return _grade(judged, f"{judge.name}/answer-judge", fallback_reason=f"math-verify {checked.status}: {checked.detail}")

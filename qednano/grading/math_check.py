@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import pebble
 
+from qednano.grading.answer_forms import normalize, rounded
 from qednano.grading.boxed import as_math, final_answer, prose_words
 from qednano.grading.record import AnswerVerdict
 
@@ -28,11 +29,13 @@ VERIFY_TIMEOUT_S = 5
 HARD_TIMEOUT_S = 30.0  # the pool's deadline per item: above the alarms, which should fire first
 
 
-def check_in_process(gold: str, response: str) -> AnswerVerdict:
+def check_in_process(gold: str, response: str, allow_decimal: bool = False) -> AnswerVerdict:
     """Compare a response's final answer with the reference using math-verify (worker side).
 
-    Must run on a process's main thread. Both answers are boxed before parsing, so that they are
-    read the same way: bare "2026, 2030" would parse as its last number, boxed as a set.
+    Must run on a process's main thread. Both answers are first brought to the forms math-verify
+    compares as intended (`answer_forms`), then boxed before parsing, so that they are read the
+    same way: bare "2026, 2030" would parse as its last number, boxed as a set. A decimal that
+    only approximates an exact reference is wrong unless `allow_decimal` (the problem asks for one).
     """
     # Imported here, in the workers (preloaded by their forkserver): math-verify brings sympy and
     # latex2sympy, seconds of import that a process which checks no answer should not pay.
@@ -42,20 +45,23 @@ def check_in_process(gold: str, response: str) -> AnswerVerdict:
     candidate = final_answer(response)
     if candidate is None:
         return AnswerVerdict(status="unparsed", detail="the response has no \\boxed{} final answer")
-    for role, answer in (("reference", gold), ("response", candidate)):
+    gold_form, candidate_form = normalize(as_math(gold), as_math(candidate))
+    for role, answer in (("reference", gold_form), ("response", candidate_form)):
         if words := prose_words(answer):
             detail = f"the {role} answer is partly words ({' '.join(words[:4])}); math-verify would drop them"
-            return AnswerVerdict(status="unparsed", extracted=candidate, detail=detail)
+            return AnswerVerdict(status="unparsed", extracted=candidate, detail=detail, reference_unreadable=role == "reference")
     try:
-        gold_parsed = parse(f"\\boxed{{{as_math(gold)}}}", parsing_timeout=PARSE_TIMEOUT_S, raise_on_error=True)
-        target = parse(f"\\boxed{{{as_math(candidate)}}}", parsing_timeout=PARSE_TIMEOUT_S, raise_on_error=True)
+        gold_parsed = parse(f"\\boxed{{{gold_form}}}", parsing_timeout=PARSE_TIMEOUT_S, raise_on_error=True)
+        target = parse(f"\\boxed{{{candidate_form}}}", parsing_timeout=PARSE_TIMEOUT_S, raise_on_error=True)
         if not gold_parsed or not target:
             role = "reference" if not gold_parsed else "response"
             detail = f"math-verify could not parse the {role} answer"
-            return AnswerVerdict(status="unparsed", extracted=candidate, detail=detail)
+            return AnswerVerdict(status="unparsed", extracted=candidate, detail=detail, reference_unreadable=not gold_parsed)
         same = verify(gold_parsed, target, timeout_seconds=VERIFY_TIMEOUT_S, raise_on_error=True)
     except TimeoutException as err:
         return AnswerVerdict(status="timeout", extracted=candidate, detail=f"math-verify: {err}")
+    if same and not allow_decimal and rounded(gold_parsed[0], candidate_form):
+        same = False  # a rounded decimal for an exact value
     return AnswerVerdict(correct=bool(same), extracted=candidate, method="math-verify", status="checked")
 
 
@@ -127,9 +133,9 @@ def _verdict(outcome: Outcome) -> AnswerVerdict:
 
 
 def check_answers(
-    pairs: Sequence[tuple[str, str]], max_workers: int | None = None, timeout_s: float | None = None
+    pairs: Sequence[tuple[str, str] | tuple[str, str, bool]], max_workers: int | None = None, timeout_s: float | None = None
 ) -> list[AnswerVerdict]:
-    """Check many (reference answer, response) pairs with math-verify, in worker processes.
+    """Check many (reference answer, response[, allow_decimal]) with math-verify, in worker processes.
 
     With no settings the shared pool is used; otherwise a pool is made for this batch.
     """
@@ -142,6 +148,6 @@ def check_answers(
         pool.close()
 
 
-def check_answer(gold: str, response: str) -> AnswerVerdict:
+def check_answer(gold: str, response: str, allow_decimal: bool = False) -> AnswerVerdict:
     """Check one response's final answer against the reference answer with math-verify."""
-    return check_answers([(gold, response)])[0]
+    return check_answers([(gold, response, allow_decimal)])[0]

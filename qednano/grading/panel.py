@@ -17,8 +17,6 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from pydantic import computed_field
-
 from qednano.grading.record import Grade, ProofGrader
 from qednano.problems.record import Problem
 
@@ -31,23 +29,18 @@ AGGREGATES: dict[str, Callable[[Sequence[float]], float]] = {
 
 
 class PanelGrade(Grade):
+    """A Grade whose `spread` and `std` are filled from its members (plain fields of `Grade`, so
+    they survive `samples.jsonl`, which stores every grade as a `Grade`)."""
+
+    def model_post_init(self, context: object) -> None:
+        scores = self.graded_scores
+        if scores:
+            self.spread = max(scores) - min(scores)
+            self.std = statistics.pstdev(scores)
+
     @property
     def graded_scores(self) -> list[float]:
         return [m.score for m in self.members if m.status == "graded" and m.score is not None]
-
-    @computed_field
-    @property
-    def spread(self) -> float | None:
-        """Highest minus lowest graded member score."""
-        scores = self.graded_scores
-        return max(scores) - min(scores) if scores else None
-
-    @computed_field
-    @property
-    def std(self) -> float | None:
-        """Population standard deviation of the graded member scores."""
-        scores = self.graded_scores
-        return statistics.pstdev(scores) if scores else None
 
 
 class Panel:

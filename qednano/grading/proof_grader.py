@@ -8,9 +8,12 @@ Prompt variants (files in `prompts/`):
   "(Partial)" items are worth 1, "(Almost)" items 6), as IMO-ProofBench grades;
 - `strict`: marking scheme applied literally, a checkpoint's points only when fully achieved;
 - `advisory`: marking scheme as a guide, alternative methods mapped onto equivalent checkpoints;
-- `no_reference`: neither reference nor scheme, the proof judged on its own merits.
-A problem that lacks what its variant needs (a reference solution for `reference`, a marking
-scheme for `strict`/`advisory`) is graded with `no_reference`, and the Grade's `grader` says so.
+- `marking_scheme`: the marking scheme alone, no reference solution, strictly applied, with a
+  `<score>N</score>` verdict (the RL reward's and ProofBench's grading);
+- `no_reference`: neither reference nor scheme, the proof judged on its own merits;
+- `auto` (the default): chosen per problem from what it carries (`choose_variant`).
+A problem that lacks a field its (explicitly chosen) variant needs is refused with the problem
+and the field named (`variant_for`), never graded against "(none given)".
 
 Why the prompts look the way they do: each variant file holds the task and scale; the shared
 pieces live once: `untrusted.txt` (the warning that the proof between its marker lines is
@@ -30,9 +33,11 @@ resumed run replays the same calls. Changing `max_reasks` changes which cached s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from qednano.grading.record import Grade
 from qednano.grading.untrusted import proof_block, untrusted_note
-from qednano.grading.verdict import ParsedVerdict, check_verdict
+from qednano.grading.verdict import ParsedVerdict, Rejection, check_score_tag, check_verdict
 from qednano.llm.model import Model
 from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
@@ -45,21 +50,64 @@ SCALES: dict[str, frozenset[int]] = {
     "reference": IMO_SCALE,
     "strict": FULL_SCALE,
     "advisory": FULL_SCALE,
+    "marking_scheme": FULL_SCALE,
     "no_reference": FULL_SCALE,
 }
-VARIANTS = tuple(SCALES)
-# Shown where a section of the prompt has no content for this problem, so the grader is not
-# left guessing whether something was cut.
-ABSENT = "(none given for this problem)"
+# The problem fields each variant's prompt shows ("marking_scheme": criteria or guidelines).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "reference": ("reference_solution", "grading_guidelines"),
+    "strict": ("marking_scheme", "reference_solution"),
+    "advisory": ("marking_scheme", "reference_solution"),
+    "marking_scheme": ("marking_scheme",),
+    "no_reference": (),
+}
+AUTO = "auto"
+VARIANTS = tuple(SCALES)  # the prompt variants
+CHOICES = (AUTO, *VARIANTS)  # what a user may choose
 
 
-def effective_variant(problem: Problem, variant: str) -> str:
-    """The variant actually used: `no_reference` when the problem lacks what `variant` needs."""
-    if variant == "reference" and not problem.reference_solution.strip():
-        return "no_reference"
-    if variant in ("strict", "advisory") and not problem.marking_scheme_text().strip():
-        return "no_reference"
+class VariantError(ValueError):
+    """A grader variant that a problem cannot be graded with; names the problem and the field."""
+
+
+def choose_variant(problem: Problem) -> str:
+    """The variant for a problem's own material: a per-criterion scheme is marked checkpoint by
+    checkpoint (`strict` beside a reference solution, else `marking_scheme`), free-text guidelines
+    with a solution as IMO-ProofBench does (`reference`)."""
+    solution = bool(problem.reference_solution.strip())
+    if problem.criteria:
+        return "strict" if solution else "marking_scheme"
+    if problem.grading_guidelines.strip():
+        return "reference" if solution else "marking_scheme"
+    return "no_reference"
+
+
+def missing_fields(problem: Problem, variant: str) -> list[str]:
+    present = {
+        "reference_solution": problem.reference_solution.strip(),
+        "grading_guidelines": problem.grading_guidelines.strip(),
+        "marking_scheme": problem.marking_scheme_text().strip(),
+    }
+    return [field for field in NEEDS[variant] if not present[field]]
+
+
+def variant_for(problem: Problem, variant: str) -> str:
+    """The variant a problem is graded with; refuses a variant whose fields the problem lacks."""
+    if variant == AUTO:
+        return choose_variant(problem)
+    if missing := missing_fields(problem, variant):
+        field = " and ".join(missing).replace("marking_scheme", "marking scheme (criteria or grading_guidelines)")
+        raise VariantError(
+            f"problem {problem.id!r} has no {field}, which grader variant {variant!r} needs; "
+            f"use --variant auto (chosen per problem), or map the column with --column FIELD=COLUMN"
+        )
     return variant
+
+
+def check_variant(problems: Iterable[Problem], variant: str) -> None:
+    """Refuse, before any grading starts, a variant that some problem cannot be graded with."""
+    for problem in problems:
+        variant_for(problem, variant)
 
 
 def scale_words(variant: str) -> str:
@@ -70,6 +118,8 @@ def scale_words(variant: str) -> str:
 def verdict_format(variant: str) -> str:
     if variant in ("strict", "advisory"):
         return load_prompt(__file__, "verdict_checkpoints").strip()
+    if variant == "marking_scheme":
+        return load_prompt(__file__, "verdict_score_tag").strip()
     return fill(load_prompt(__file__, "verdict_score"), scale=scale_words(variant)).strip()
 
 
@@ -81,15 +131,19 @@ def grading_messages(problem: Problem, proof: str, variant: str) -> Messages:
         "proof": proof_block(proof),
         "verdict": verdict_format(variant),
     }
-    reference = problem.reference_solution.strip() or ABSENT
+    reference = problem.reference_solution.strip()
     if variant == "reference":
-        fields |= {"reference_solution": reference, "guidelines": problem.grading_guidelines.strip() or ABSENT}
+        fields |= {"reference_solution": reference, "guidelines": problem.grading_guidelines.strip()}
     elif variant in ("strict", "advisory"):
         fields |= {"reference_solution": reference, "marking_scheme": problem.marking_scheme_text().strip()}
+    elif variant == "marking_scheme":
+        fields |= {"marking_scheme": problem.marking_scheme_text().strip()}
     return [{"role": "user", "content": fill(load_prompt(__file__, f"grade_{variant}"), **fields)}]
 
 
 def verdict_form(variant: str) -> str:
+    if variant == "marking_scheme":
+        return "<score><an integer from 0 to 7></score>"
     if variant in ("strict", "advisory"):
         return "CHECKPOINT <title>: <points awarded>   (one line per checkpoint)\nFINAL SCORE: <an integer from 0 to 7>"
     return f"FINAL SCORE: <{scale_words(variant)}>"
@@ -101,6 +155,12 @@ def follow_up(messages: Messages, answer: str, variant: str, reason: str) -> Mes
     return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": reminder.strip()}]
 
 
+def read_verdict(content: str, variant: str, problem: Problem) -> ParsedVerdict | Rejection:
+    if variant == "marking_scheme":
+        return check_score_tag(content, SCALES[variant])
+    return check_verdict(content, SCALES[variant], problem.criteria)
+
+
 def grader_call_index(sample_index: int, attempt: int, max_reasks: int) -> int:
     """The model sample used by attempt `attempt` of grading sample `sample_index`."""
     return sample_index * (max_reasks + 1) + attempt
@@ -109,9 +169,9 @@ def grader_call_index(sample_index: int, attempt: int, max_reasks: int) -> int:
 class RubricGrader:
     """Grades proofs with one model and one prompt variant; implements `ProofGrader`."""
 
-    def __init__(self, model: Model, variant: str = "reference", max_reasks: int = 2, sampling: Sampling | None = None):
-        if variant not in SCALES:
-            raise ValueError(f"unknown grader variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    def __init__(self, model: Model, variant: str = AUTO, max_reasks: int = 2, sampling: Sampling | None = None):
+        if variant not in CHOICES:
+            raise ValueError(f"unknown grader variant {variant!r}; choose one of {', '.join(CHOICES)}")
         if max_reasks < 0:
             raise ValueError(f"max_reasks must be 0 or more, got {max_reasks}")
         self.model = model
@@ -121,7 +181,7 @@ class RubricGrader:
         self.name = f"{model.name}/{variant}"
 
     async def grade(self, problem: Problem, proof: str, sample_index: int = 0) -> Grade:
-        variant = effective_variant(problem, self.variant)
+        variant = variant_for(problem, self.variant)
         label = self.name if variant == self.variant else f"{self.name}->{variant}"
         if not proof.strip():
             return Grade(status="no_proof", score=0, max_score=MAX_SCORE, grader=label)
@@ -139,7 +199,7 @@ class RubricGrader:
                 return Grade(status="ungraded", max_score=MAX_SCORE, grader=label, error=error, calls=calls)
             content = done.content
             assessment = assessment or content  # follow-ups always show the first, full answer
-            verdict = check_verdict(content, SCALES[variant], problem.criteria)
+            verdict = read_verdict(content, variant, problem)
             if isinstance(verdict, ParsedVerdict):
                 return Grade(
                     status="graded",

@@ -25,6 +25,10 @@ class Grade(BaseModel):
     error: str | None = None  # why a grade is ungraded
     calls: list[Completion] = Field(default_factory=list)  # the grader's own calls, for cost
     members: list[Grade] = Field(default_factory=list)  # a panel's member grades, in grader order
+    spread: float | None = None  # a panel's highest minus lowest graded member score
+    std: float | None = None  # a panel's population standard deviation of graded member scores
+    unanswered: bool = False  # a short answer with no readable final answer, scored 0 (no judge)
+    self_evaluation: str = ""  # the proof's self-evaluation section, stripped before grading
 
     @property
     def fraction(self) -> float | None:
@@ -62,4 +66,5 @@ class AnswerVerdict(BaseModel):
     method: Method = "none"
     status: CheckStatus
     detail: str = ""  # why it was not checked
+    reference_unreadable: bool = False  # unparsed because of the reference answer, not the response
     judge_call: Completion | None = None  # the LLM judge's call, for cost and audit

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from qednano.grading.record import Grade, ProofGrader
-from qednano.llm.types import split_reasoning
+from qednano.llm.types import proof_text
 from qednano.problems.record import Problem
 
 RewardFunction = Callable[..., Awaitable[list[float | None]]]
@@ -51,11 +51,7 @@ def proof_of(completion: str | list[dict[str, Any]], reasoning_in_prompt: bool =
     `reasoning_in_prompt`: the chat template opens `<think>` inside the prompt, so a completion
     without `</think>` is reasoning that never closed (not a proof without reasoning).
     """
-    text = completion_text(completion)
-    if reasoning_in_prompt and "</think>" not in text:
-        return ""
-    _, content, closed = split_reasoning(text)
-    return content if closed else ""
+    return proof_text(completion_text(completion), reasoning_in_prompt)
 
 
 def grader_reward(

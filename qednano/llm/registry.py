@@ -13,6 +13,12 @@ A model file says which backend serves the model and how to reach it:
 On the command line a model is a registered name, a path to such a file, or a short spec:
 `openai:MODEL@URL[,URL...]` for any OpenAI-compatible server. The offline default is the
 registered `smollm2` (backend: embedded).
+
+A folder holding a Hugging Face model (`config.json`, safetensors weights, tokenizer), such as a
+training run's `checkpoint-40/` or `model/`, is an embedded model too: it is converted once to
+onnxruntime-genai and cached by its content, at int8 (`CHECKPOINT_PRECISION`; measured in
+`bench/checkpoint_fidelity.py`). A model file with `backend: embedded`, `model: PATH` and
+`precision: int4` picks the other precision.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from qednano.errors import first_error
 from qednano.llm.backend import Backend
 from qednano.llm.cache import CallCache
 from qednano.llm.model import Model
-from qednano.llm.spec import ModelConfigError, ModelSpec
+from qednano.llm.spec import ModelConfigError, ModelSpec, Precision
 from qednano.paths import search_dirs
 
 
@@ -61,8 +67,20 @@ def registered_models() -> dict[str, tuple[ModelSpec, Path]]:
     return found
 
 
+# int8: fed fp32's text, the converted checkpoint picks fp32's next token 96-100% of the time; int4
+# 71-79%, whether or not the weights still lie on the GGUF's 4-bit grid (bench/checkpoint_fidelity.py).
+CHECKPOINT_PRECISION: Precision = "int8"
+
+
+def checkpoint_spec(folder: Path) -> ModelSpec:
+    """An embedded ModelSpec for a Hugging Face model folder (a training checkpoint)."""
+    return ModelSpec(name=str(folder), backend="embedded", model=str(folder), precision=CHECKPOINT_PRECISION)
+
+
 def resolve_spec(text: str) -> ModelSpec:
-    """A ModelSpec from a registered name, a YAML path or a short `kind:model@urls` spec."""
+    """A ModelSpec from a registered name, a YAML path, a checkpoint folder or a `kind:model@urls` spec."""
+    if (Path(text) / "config.json").is_file():
+        return checkpoint_spec(Path(text))
     if text.endswith((".yaml", ".yml")):
         path = Path(text)
         if not path.is_file():
@@ -77,9 +95,12 @@ def resolve_spec(text: str) -> ModelSpec:
     if text in registry:
         return registry[text][0]
     known = ", ".join(sorted(registry)) or "none"
+    if Path(text).is_dir():
+        raise ModelConfigError(f"model folder {text} has no config.json: a checkpoint folder holds "
+                               "config.json, *.safetensors and the tokenizer (save_pretrained writes them)")
     raise ModelConfigError(
         f"unknown model {text!r}; registered: {known}. Use a name from `qednano models`, "
-        "a YAML path, or openai:MODEL@URL"
+        "a YAML path, a checkpoint folder, or openai:MODEL@URL"
     )
 
 
@@ -108,8 +129,30 @@ BACKENDS: dict[str, BackendFactory] = {"openai": _openai, "embedded": _embedded,
 
 
 def build_model(spec: ModelSpec, cache: CallCache | None = None) -> Model:
+    counter = None
+    if spec.tokenizer:
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer, token_counter
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        check_thinking_in_prompt(spec, tokenizer)
+        counter = token_counter(tokenizer)
+    elif spec.backend == "embedded" and spec.thinking_in_prompt:
+        # The embedded model's template is known (its GGUF file carries it); it counts its own tokens.
+        from qednano.llm.embedded import find_gguf
+        from qednano.llm.tokenizer import check_thinking_in_prompt, load_tokenizer
+
+        gguf = find_gguf(spec.model)
+        check_thinking_in_prompt(spec, load_tokenizer(str(gguf.parent), gguf_file=gguf.name))
     backend = BACKENDS[spec.backend](spec)
-    return Model(spec.name, backend, defaults=spec.sampling, prices=spec.prices, cache=cache)
+    return Model(
+        spec.name,
+        backend,
+        defaults=spec.sampling,
+        prices=spec.prices,
+        cache=cache,
+        thinking_in_prompt=spec.thinking_in_prompt,
+        count_tokens=counter,
+    )
 
 
 def load_model(

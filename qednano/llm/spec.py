@@ -42,6 +42,16 @@ class ModelSpec(BaseModel):
     precision: Precision | None = Field(
         None, description="Embedded backend only: weight precision of the converted model (default int4)."
     )
+    thinking_in_prompt: bool = Field(
+        False,
+        description="The chat template opens <think> in the prompt (QED-Nano, Qwen3-Thinking): output without "
+        "</think> is reasoning that never ended, so no proof.",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Hugging Face name or folder of the served model's tokenizer: counts reasoning tokens the "
+        "server does not report, and its chat template is checked against thinking_in_prompt.",
+    )
     description: str = ""
 
     @field_validator("precision")

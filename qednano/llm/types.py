@@ -48,17 +48,23 @@ class Sampling(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts. `completion_tokens` includes `reasoning_tokens` (as OpenAI counts them)."""
+    """Token counts. `completion_tokens` includes `reasoning_tokens` (as OpenAI counts them).
+
+    `reasoning_tokens` is None when the split is unknown: the model reasoned but neither the
+    server nor a known tokenizer said how many tokens that took. A sum with an unknown part is
+    unknown, never a silent 0.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    reasoning_tokens: int = 0
+    reasoning_tokens: int | None = 0
 
     def __add__(self, other: Usage) -> Usage:
+        unknown = self.reasoning_tokens is None or other.reasoning_tokens is None
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            reasoning_tokens=None if unknown else self.reasoning_tokens + other.reasoning_tokens,
         )
 
 
@@ -90,20 +96,45 @@ class Completion(BaseModel):
         return cls(model=model, finish_reason="error", error=message, error_kind=kind, latency_s=latency_s)
 
 
-def split_reasoning(text: str) -> tuple[str, str, bool]:
+def split_reasoning(text: str, opened_in_prompt: bool = False) -> tuple[str, str, bool]:
     """Split raw model text into (reasoning, content, closed) at the last `</think>`.
 
     Models that think in-band write `<think> ... </think>` before their answer. Some templates
-    open the block in the prompt, so the text may hold only the closing tag. A block that is
-    opened but never closed means the answer was never written: content is "" and closed False.
+    open the block in the prompt (`opened_in_prompt`, a model entry's `thinking_in_prompt`), so
+    the text holds only the closing tag, or none at all when generation was cut off. A block that
+    is opened but never closed means the answer was never written: content is "" and closed False.
     """
     open_tag, close_tag = "<think>", "</think>"
     if close_tag in text:
         head, _, tail = text.rpartition(close_tag)
         return head.replace(open_tag, "", 1).strip(), tail.strip(), True
+    if opened_in_prompt:
+        return text.strip(), "", False
     if text.lstrip().startswith(open_tag):
         return text.lstrip()[len(open_tag):].strip(), "", False
     return "", text.strip(), True
+
+
+def proof_text(text: str, opened_in_prompt: bool = False) -> str:
+    """The proof in raw generated text: what follows the reasoning, "" when none was written.
+
+    The one rule for eval, scaffolds and RL rewards alike: with thinking opened in the prompt, no
+    `</think>` means the model never stopped reasoning, so there is no proof (it scores 0).
+    """
+    _, content, closed = split_reasoning(text, opened_in_prompt)
+    return content if closed else ""
+
+
+def reopen_prompt_thinking(done: Completion) -> Completion:
+    """A backend's completion read with thinking opened in the prompt.
+
+    When the server did not separate any reasoning, the text it returned as content had no
+    `</think>` (backends split at it), so with the block opened in the prompt that text is
+    reasoning that never closed: no proof. Completions with reasoning separated are unchanged.
+    """
+    if not done.ok or done.reasoning or not done.content:
+        return done
+    return done.model_copy(update={"reasoning": done.content, "content": "", "reasoning_closed": False})
 
 
 class Prices(BaseModel):

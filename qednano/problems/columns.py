@@ -64,3 +64,4 @@ class Layout(BaseModel):
     required: tuple[str, ...] = Field((), description="Problem fields that must be non-empty ('marking_scheme' = criteria or guidelines).")
     one_row_per_problem: bool = Field(True, description="False when several rows (graded responses) share a problem.")
     hash_missing_ids: bool = Field(False, description="With no id column, make ids from a hash of the statement.")
+    rescale_rubrics: bool = Field(False, description="Scale rubric points to sum to 7 instead of refusing another sum.")

@@ -68,14 +68,16 @@ def load_problems(
     split: str | None = None,
     columns: ColumnMap | Mapping[str, Any] | None = None,
     limit: int | None = None,
+    rescale_rubrics: bool = False,
 ) -> list[Problem]:
     """Problems from a benchmark short name, a Hugging Face dataset name or a file path.
 
     `columns` overrides the source's column map field by field, e.g.
     `{"id": "problem_idx", "statement": "problem"}`. `limit` keeps the first rows only.
+    `rescale_rubrics` scales rubric points that do not sum to 7 (otherwise an error).
     """
     table, layout = open_source(source, split=split, columns=columns, limit=limit)
-    return problems_from(table, layout)
+    return problems_from(table, layout.model_copy(update={"rescale_rubrics": rescale_rubrics}))
 
 
 class RatedResponse(BaseModel):
@@ -96,7 +98,7 @@ def responses_from(table: Table, layout: Layout) -> list[tuple[Problem, str, Sou
 
 def _responses(checker: RowChecker) -> list[tuple[Problem, str, SourceRow]]:
     if checker.fields["response"] is None:
-        raise ProblemLoadError(f"{checker.table.name}: no column for 'response'. Fix: pass columns={{'response': 'COLUMN'}}")
+        raise ProblemLoadError(f"{checker.table.name}: no column for 'response'. Fix: pass --column response=COLUMN")
     return [(problem, checker.get(row, "response"), row) for problem, row in problem_rows(checker, unique_ids=False)]
 
 
@@ -112,7 +114,7 @@ def load_rated_responses(
     table, layout = open_source(source, split=split, columns=columns, limit=limit)
     checker = RowChecker(table, layout)
     if checker.fields["human_points"] is None:
-        raise ProblemLoadError(f"{table.name}: no column for 'human_points'. Fix: pass columns={{'human_points': 'COLUMN'}}")
+        raise ProblemLoadError(f"{table.name}: no column for 'human_points'. Fix: pass --column human_points=COLUMN")
     rated: list[RatedResponse] = []
     for problem, response, row in _responses(checker):
         raw = checker.raw(row, "human_points")

@@ -33,7 +33,7 @@ def _resolve(columns: ColumnMap, available: Sequence[str], table: str, id_option
             if choice.split(".")[0] not in present:
                 raise ProblemLoadError(
                     f"{table}: field {field!r} is mapped to column {choice!r}, which does not exist; "
-                    f"columns are {list(available)}. Fix: pass columns={{{field.split('.')[0]!r}: ...}}"
+                    f"columns are {list(available)}. Fix: pass --column {field.split('.')[0]}=COLUMN"
                 )
             resolved[field] = choice
         else:
@@ -42,7 +42,7 @@ def _resolve(columns: ColumnMap, available: Sequence[str], table: str, id_option
         if resolved[field] is None:
             raise ProblemLoadError(
                 f"{table}: no column for the problem {field}; looked for {list(getattr(columns, field) or ())}, "
-                f"columns are {list(available)}. Fix: pass columns={{{field!r}: 'COLUMN'}}"
+                f"columns are {list(available)}. Fix: pass --column {field}=COLUMN"
             )
     return resolved
 
@@ -168,7 +168,7 @@ class RowChecker:
             return (), ""
         if isinstance(value, str):
             text = value.strip()
-            if not text.startswith("[{"):
+            if not re.match(r"\[\s*\{", text):  # JSON criteria however laid out: "[{", "[\n  {"
                 return (), text  # free-text marking scheme
             try:
                 value = json.loads(text)
@@ -176,7 +176,21 @@ class RowChecker:
                 raise self.fail(row, pid, "rubric", f"looks like a JSON list but does not parse ({err.msg}, char {err.pos})", "write valid JSON") from err
         if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
             raise self.fail(row, pid, "rubric", "is not a list of criteria", "write [{'title': ..., 'points': ..., 'desc': ...}, ...]")
-        return tuple(self._criterion(row, pid, i, item) for i, item in enumerate(value, start=1)), ""
+        criteria = tuple(self._criterion(row, pid, i, item) for i, item in enumerate(value, start=1))
+        return self._checked_total(row, pid, criteria), ""
+
+    def _checked_total(self, row: SourceRow, pid: str, criteria: tuple[Criterion, ...]) -> tuple[Criterion, ...]:
+        """Criteria whose points sum to the 7-point maximum; scaled to it only when the layout says so."""
+        total = sum(c.points for c in criteria)
+        if math.isclose(total, RUBRIC_TOTAL):
+            return criteria
+        if not self.layout.rescale_rubrics or total == 0:
+            raise self.fail(
+                row, pid, "rubric", f"has points summing to {total:g}, not the maximum score {RUBRIC_TOTAL}",
+                "correct the points, or pass --rescale-rubrics to scale them to 7",
+            )
+        scale = RUBRIC_TOTAL / total
+        return tuple(c.model_copy(update={"points": c.points * scale}) for c in criteria)
 
     def _criterion(self, row: SourceRow, pid: str, number: int, item: Mapping[str, Any]) -> Criterion:
         title = _text(item.get("title") or item.get("name")) or f"Criterion {number}"
@@ -188,6 +202,9 @@ class RowChecker:
             )
         description = _text(item.get("desc") or item.get("description") or item.get("grading_scheme_desc"))
         return Criterion(title=title, points=points, description=description)
+
+
+RUBRIC_TOTAL = 7  # the maximum score of a proof, which a rubric's points divide up
 
 
 def as_number(value: Any) -> float | None:

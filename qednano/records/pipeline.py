@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from qednano.grading.record import ProofGrader
+from qednano.llm.model import Model
 from qednano.problems.record import Problem
 from qednano.records.failures import RunFailed, allowance, commonest, sample_failure, summarize
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
-from qednano.scaffolds.base import Scaffold
+from qednano.scaffolds.base import Attempt, Scaffold
 
 
 def progress_bar() -> Progress:
@@ -66,13 +67,15 @@ async def evaluate_pairs(
     store: SampleStore,
     concurrency: int = 32,
     max_failures: float | None = None,
+    generates: bool = True,
 ) -> list[SampleRecord]:
-    """`evaluate` over explicit (problem, sample index) pairs, in their order."""
+    """`evaluate` over explicit (problem, sample index) pairs, in their order. `generates=False`:
+    the scaffold only replays written attempts (grading a file), so no generate bar is shown."""
     previous = store.read()
     tolerated = len(work) if max_failures is None else allowance(max_failures, len(work))  # None: no limit
     failed: list[SampleRecord] = []
     bar = progress_bar()
-    generated = bar.add_task("generate", total=len(work))
+    generated = bar.add_task("generate", total=len(work), visible=generates)
     graded = bar.add_task("grade", total=len(work) if grader else 0, visible=grader is not None)
 
     async def run_one(problem: Problem, index: int) -> SampleRecord:
@@ -130,3 +133,23 @@ async def run_all(run_one, work: Sequence[tuple[Problem, int]], concurrency: int
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     return results
+
+
+class Replay:
+    """A scaffold that returns attempts written beforehand instead of calling a model (grading only)."""
+
+    name = "imported"
+
+    def __init__(self, attempts: Sequence[Attempt]):
+        self.attempts = {(attempt.problem_id, attempt.sample_index): attempt for attempt in attempts}
+
+    async def solve(self, problem: Problem, sample_index: int = 0) -> Attempt:
+        return self.attempts[(problem.id, sample_index)]
+
+
+async def closing(models: Sequence[Model], work):
+    """Await `work`, then close the models' connections (on the same event loop)."""
+    try:
+        return await work
+    finally:
+        await asyncio.gather(*(model.aclose() for model in models))

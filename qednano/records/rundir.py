@@ -161,7 +161,8 @@ def add_totals(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for name, figures in (part.get("models") or {}).items():
             into = per_model.setdefault(name, {})
             for key, value in figures.items():
-                into[key] = into.get(key, 0) + value
+                known = value is not None and into.get(key, 0) is not None
+                into[key] = into.get(key, 0) + value if known else None  # None: unknown (reasoning tokens)
     for figures in per_model.values():
         if "cost_usd" in figures:
             figures["cost_usd"] = round(figures["cost_usd"], 6)

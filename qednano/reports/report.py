@@ -24,6 +24,7 @@ from rich.text import Text
 from qednano.records.failures import FAILURE_HEADER, FailureSummary, failure_rows, summarize
 from qednano.records.sample import SampleRecord
 from qednano.reports.metrics import best_at_k, bootstrap_ci, mean_at_k, pass_at_k
+from qednano.reports.strict import left_out_warning, left_out_words, std_over_runs, strict_mean
 from qednano.tables import markdown_table, number, rich_table
 
 BREAKDOWN_FIELDS = ("category", "level", "source")
@@ -53,13 +54,15 @@ class Counts(BaseModel):
     failed: int = 0
     pending: int = 0
     truncated: int = 0
+    unanswered: int = 0  # short answers with no readable final answer, scored 0
 
 
 class Tokens(BaseModel):
     """Per-sample means are over samples whose generation did not fail."""
 
-    mean_reasoning: float | None = None
+    mean_reasoning: float | None = None  # None when unknown for any sample (see reasoning_unknown)
     mean_proof: float | None = None  # completion tokens minus reasoning tokens
+    reasoning_unknown: int = 0  # samples whose reasoning/proof split no server or tokenizer gave
     generation_prompt: int = 0
     generation_completion: int = 0
     grading_prompt: int = 0
@@ -86,6 +89,8 @@ class Report(BaseModel):
     problems_seen: int = 0
     mean_points: float | None = None
     mean_percent: float | None = None
+    strict_mean_points: float | None = None  # failed, ungraded and pending samples scored 0
+    std_over_runs: float | None = None  # sample std of per-sample-index run means (strict)
     ci_points: tuple[float, float] | None = None  # bootstrap 95% interval of mean_points
     at_k: list[KMetrics] = Field(default_factory=list)
     ks_left_out: list[int] = Field(default_factory=list)  # asked for, but some problem has fewer scored samples
@@ -169,6 +174,8 @@ def build_report(
         return report
     mean = sum(means.values()) / len(means)
     report.mean_points = mean
+    report.strict_mean_points = strict_mean(records)
+    report.std_over_runs = std_over_runs(records)
     report.mean_percent = 100 * mean / max_score if max_score else None
     report.ci_points = bootstrap_ci(list(means.values()), n_boot=n_boot, seed=seed)
     report.at_k = at_k_metrics(scores, ks, threshold)
@@ -249,13 +256,15 @@ def count_samples(records: Sequence[SampleRecord]) -> Counts:
         setattr(counts, state, getattr(counts, state) + 1)
         counts.scored += int(record.score is not None)
         counts.truncated += int(record.attempt.truncated)
+        counts.unanswered += int(record.grade is not None and record.grade.unanswered)
     return counts
 
 
 def count_tokens(records: Sequence[SampleRecord]) -> Tokens:
     tokens = Tokens()
     generated = [record.attempt.usage for record in records if record.attempt.status != "failed"]
-    if generated:
+    tokens.reasoning_unknown = sum(u.reasoning_tokens is None for u in generated)
+    if generated and not tokens.reasoning_unknown:
         tokens.mean_reasoning = sum(u.reasoning_tokens for u in generated) / len(generated)
         tokens.mean_proof = sum(u.completion_tokens - u.reasoning_tokens for u in generated) / len(generated)
     for record in records:
@@ -280,16 +289,33 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     rows = [("run status", report.run_status)] if report.run_status else []
     return rows + [
         ("problems scored", f"{report.problems} of {report.problems_seen}"),
-        ("mean (points)", f"{number(report.mean_points)} of {number(report.max_score, 0)}"),
+        ("mean (points)", f"{number(report.mean_points)} of {number(report.max_score, 0)}{left_out_note(report)}"),
         ("mean (% of max)", number(report.mean_percent, 1)),
+        ("strict mean (points)", f"{number(report.strict_mean_points)} (failed, ungraded, pending count 0)"),
+        ("std over samples (runs)", number(report.std_over_runs)),
         ("95% CI (points)", "-" if ci is None else f"{ci[0]:.2f} to {ci[1]:.2f}"),
         ("pass threshold", number(report.pass_threshold, 2)),
-        ("mean reasoning tokens", number(report.tokens.mean_reasoning, 0)),
-        ("mean proof tokens", number(report.tokens.mean_proof, 0)),
+        ("mean reasoning tokens", reasoning_number(report.tokens, report.tokens.mean_reasoning)),
+        ("mean proof tokens", reasoning_number(report.tokens, report.tokens.mean_proof)),
         ("total tokens", str(report.tokens.total)),
         ("generation cost (USD)", f"{report.cost.generation_usd:.4f}"),
         ("grading cost (USD)", f"{report.cost.grading_usd:.4f}"),
     ]
+
+
+def left_out_note(report: Report) -> str:
+    c = report.counts
+    return left_out_words(c.ungraded, c.failed, c.pending)
+
+
+def warning(report: Report) -> str:
+    c = report.counts
+    return left_out_warning(c.samples, c.ungraded, c.failed, c.pending)
+
+
+def reasoning_number(tokens: Tokens, value: float | None) -> str:
+    unknown = tokens.reasoning_unknown
+    return f"unknown ({unknown} samples without a reasoning count)" if unknown else number(value, 0)
 
 
 def at_k_rows(report: Report) -> list[tuple[str, ...]]:
@@ -317,6 +343,7 @@ def render_terminal(report: Report, console: Console | None = None) -> Group:
     counts = report.counts.model_dump()
     tables: list[Table | Text] = [
         rich_table(_title(report), ("", "value"), summary_rows(report)),
+        *([Text(warn, style="bold yellow")] if (warn := warning(report)) else []),
         rich_table("samples", tuple(counts), [tuple(str(v) for v in counts.values())]),
     ]
     if report.at_k:
@@ -340,6 +367,7 @@ def render_markdown(report: Report) -> str:
     parts = [
         f"# {_title(report)}",
         markdown_table(("", "value"), summary_rows(report)),
+        *([f"**{warn}**"] if (warn := warning(report)) else []),
         "## Samples",
         markdown_table(tuple(counts), [tuple(str(v) for v in counts.values())]),
     ]

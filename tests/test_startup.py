@@ -16,35 +16,48 @@ HEAVY = (
     "transformers", "torch", "trl", "onnxruntime_genai", "fastapi", "uvicorn", "matplotlib", "datasketch",
 )
 
-# Runs the CLI with its arguments, then prints which heavy packages the process imported.
-RUN_CLI = textwrap.dedent(
+# `qednano --help` needs only typer and rich: not even our records and configs (pydantic models,
+# slow to build; typer itself imports pydantic), YAML or the cache.
+NOT_FOR_HELP = (*HEAVY, "numpy", "yaml", "sqlite3", "qednano.llm.types", "qednano.records.sample")
+
+# Scripted models for the eval runs: a prover, and a grader that writes the verdict line.
+SCRIPTS = textwrap.dedent(
     """
-    import json, sys
-    from qednano.cli import app
     from qednano.llm.scripted import BUILTIN_SCRIPTS
 
     BUILTIN_SCRIPTS["prover"] = lambda messages, sampling: "Proof. Both numbers are odd, so the product is odd."
     BUILTIN_SCRIPTS["grader"] = lambda messages, sampling: "The proof is complete.\\nFINAL SCORE: 7"
+    """
+)
+# Runs the CLI with its arguments, then prints which of the modules named in argv[1] it imported.
+RUN_CLI = textwrap.dedent(
+    """
+    import json, sys
+    from qednano.cli import app
+
+    watched = json.loads(sys.argv[1])
     try:
-        app(sys.argv[1:])
+        app(sys.argv[2:])
     except SystemExit as done:
         if done.code:
             raise
-    print(json.dumps(sorted(name for name in {heavy} if name in sys.modules)))
+    print(json.dumps(sorted(name for name in watched if name in sys.modules)))
     """
-).format(heavy=json.dumps(HEAVY))
+)
 
 
-def heavy_imports(*args: str) -> list[str]:
-    """The heavy packages a fresh `qednano ARGS` process had imported when it finished."""
-    done = subprocess.run([sys.executable, "-c", RUN_CLI, *args], capture_output=True, text=True, timeout=300)
+def heavy_imports(*args: str, watched: tuple[str, ...] = HEAVY, scripts: bool = True) -> list[str]:
+    """The `watched` modules a fresh `qednano ARGS` process had imported when it finished."""
+    code = (SCRIPTS if scripts else "") + RUN_CLI
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(watched), *args], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_help_imports_no_heavy_dependency(scripted_registry):
-    assert heavy_imports("--help") == []
-    assert heavy_imports("eval", "--help") == []
+    for args in (["--help"], ["eval", "--help"], ["data", "--help"]):
+        assert heavy_imports(*args, watched=NOT_FOR_HELP, scripts=False) == [], args
 
 
 def test_resuming_a_finished_eval_imports_no_heavy_dependency(scripted_registry, tmp_path):

@@ -134,6 +134,34 @@ def test_grade_a_reference_format_file_and_report_it_like_the_harness(scripts, t
     assert again.exit_code == 2 and "different variant" in again.output
 
 
+def test_grade_with_thinking_opened_in_the_prompt_finds_no_proof_without_the_close(scripts, tmp_path):
+    """A plain `vllm serve` of a template that opens <think> returns only its close, or none when cut off."""
+    rows = reference_rows()
+    rows[0]["model_solution"] = "Still weighing f(f(y)) against f(x) when the tokens ran"  # cut off while thinking
+    rows[1]["model_solution"] = "Worked it out.</think>Another proof."
+    generations = tmp_path / "gen.jsonl"
+    generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    invoke("grade", generations, "-g", "grader", "--out", tmp_path / "plain")  # the file alone cannot tell
+    plain = [json.loads(line) for line in (tmp_path / "plain" / "graded.jsonl").read_text().splitlines()]
+    assert [g["score"] for g in plain] == [7.0, 1.0, 0.0]
+
+    out = tmp_path / "opened"
+    invoke("grade", generations, "-g", "grader", "--thinking-in-prompt", "--out", out)
+    graded = [json.loads(line) for line in (out / "graded.jsonl").read_text().splitlines()]
+    assert [g["score"] for g in graded] == [0.0, 1.0, 0.0]
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    first = records[0]["attempt"]
+    assert (first["status"], first["proof"], first["finish_reason"]) == ("no_proof", "", "length")
+    counts = json.loads((out / "report.json").read_text())["counts"]
+    assert (counts["no_proof"], counts["truncated"], counts["graded"]) == (2, 2, 1)
+    assert json.loads((out / "manifest.json").read_text())["config"]["thinking_in_prompt"] is True
+
+    # Resuming without the flag would mix two readings of the same responses: refused.
+    again = runner.invoke(app, ["grade", str(generations), "-g", "grader", "--out", str(out)])
+    assert again.exit_code == 2 and "different thinking_in_prompt" in again.output
+
+
 def test_compare_two_runs(scripts, tmp_path):
     for name in ("a", "b"):
         invoke("eval", "--bench", "imo-proofbench", "-m", "prover", "-g", "grader", "--limit", 3, "--out", tmp_path / name)

@@ -87,12 +87,73 @@ async def test_a_failed_turn_keeps_the_states_reached_and_draws_repeat():
     assert stats["rc/short_problems"] == 1
 
 
-async def test_an_empty_summary_ends_the_rollout():
+THINKING_ONLY = Completion(model="s", reasoning="thinking...", reasoning_closed=False, finish_reason="length")
+
+# Summarizer outputs turn by turn, and the summary each following turn must start from (None: the
+# problem alone, the first turn's prompt again). Shared by the scaffold and the RC-RL rollouts.
+EMPTY_SUMMARY_CASES = [
+    pytest.param(["A", "", "C"], [None, "A", "A", "C"], [2], "solve", id="middle-empty-keeps-previous"),
+    pytest.param(["", "B"], [None, None, "B"], [1], "solve", id="first-empty-is-the-problem-alone"),
+    pytest.param(["", "B"], [None, None, "B"], [1], "continue", id="first-empty-continue-prompt"),
+    pytest.param([THINKING_ONLY, "  "], [None, None, None], [1, 2], "solve", id="thought-away-and-blank"),
+    pytest.param(["A", "B"], [None, "A", "B"], [], "solve", id="no-empty"),
+]
+
+
+def summarizer_script(outputs):
+    """Returns the scripted outputs in call order (one problem, so one summary per turn)."""
+    queue = iter(outputs)
+    return scripted(lambda messages, sampling: next(queue), "summarizer")
+
+
+@pytest.mark.parametrize(("outputs", "expected", "empty_turns", "first_turn"), EMPTY_SUMMARY_CASES)
+async def test_an_empty_summary_keeps_the_previous_one_in_the_scaffold_and_in_training(
+        outputs, expected, empty_turns, first_turn):
+    from qednano.scaffolds.config import Roles
+    from qednano.scaffolds.reasoning_cache import RCConfig, ReasoningCache
+
+    problem = PROBLEMS[0]
+    wanted = [turn_messages(problem, summary, first_turn=first_turn) for summary in expected]
+
+    # Training: T = len(outputs) turns, states s_0 ... s_T.
+    config = ReasoningCacheConfig(turns=len(outputs), states_per_problem=1, summarizer="x", first_turn=first_turn)
+    policy = scripted(policy_reply, "policy")
+    [states] = await roll_out([problem], model_policy(policy), summarizer_script(outputs), config)
+    assert states.failure is None
+    assert states.summaries == expected
+    assert [turn_messages(problem, s, first_turn=first_turn) for s in states.summaries] == wanted
+    assert [messages for messages, _ in policy.backend.calls] == wanted[:-1]
+    assert [int(re.search(r"turn (\d+) starts", n).group(1)) - 1 for n in states.empty_summaries] == empty_turns
+    pool = StatePool([problem], ROWS[:1], config)
+    pool.install([states], [[0]])
+    assert pool.stats()["rc/empty_summaries"] == len(empty_turns)
+
+    # Test time: one more turn reads the last summary, so the scaffold's turn prompts are every state's.
+    prover = scripted(policy_reply, "prover")
+    scaffold = ReasoningCache(RCConfig(turns=len(outputs) + 1, first_turn=first_turn),
+                              Roles(prover, summarizer=summarizer_script(outputs)))
+    attempt = await scaffold.solve(problem)
+    assert attempt.status == "ok"
+    assert [messages for messages, _ in prover.backend.calls] == wanted
+    notes = [step.note for step in attempt.steps if step.role == "summarize"]
+    assert [t for t, note in enumerate(notes, 1) if note] == empty_turns
+    assert [note for note in notes if note] == states.empty_summaries  # the same words in both records
+
+
+async def test_a_failed_summarizer_call_still_ends_the_rollout():
     config = ReasoningCacheConfig(turns=2, states_per_problem=1, summarizer="x")
-    states = await roll_out(PROBLEMS[:1], model_policy(scripted(policy_reply, "policy")),
-                            scripted(lambda m, s: "  ", "s"), config)
-    assert states[0].summaries == [None]
-    assert "the summarizer wrote nothing" in states[0].failure
+    failed = Completion.failure("s", "http_500", "server exploded")
+    [states] = await roll_out(PROBLEMS[:1], model_policy(scripted(policy_reply, "policy")),
+                              summarizer_script(["A", failed]), config)
+    assert states.summaries == [None, "A"] and states.empty_summaries == []
+    assert states.failure == "turn 2 summary failed: server exploded"
+
+
+def test_a_failed_call_is_never_carried_as_an_empty_summary():
+    from qednano.scaffolds.reasoning_cache import carry_summary
+
+    with pytest.raises(ValueError, match="a failed call"):
+        carry_summary("A", Completion.failure("s", "timeout", "no answer"), 1)
 
 
 def test_draws_are_without_replacement_and_cover_every_state():

@@ -244,6 +244,9 @@ def grade(
     grader_samples: GraderSamplesOpt = 1,
     task: Annotated[str | None, typer.Option(help="proof or answer (default: decided from the problems, and printed).")] = None,
     keep_self_evaluation: Annotated[bool, typer.Option(help="Grade proofs with their self-evaluation section.")] = False,
+    thinking_in_prompt: Annotated[bool, typer.Option(
+        help="The model's chat template opened <think> in the prompt (QED-Nano, Qwen3-Thinking): "
+             "a response without </think> is no proof, counted as cut off.")] = False,
     concurrency: ConcurrencyOpt = 32,
     max_failures: MaxFailuresOpt = DEFAULT_MAX_FAILURES,
     timeout: TimeoutOpt = None,
@@ -256,7 +259,8 @@ def grade(
 
     with user_errors():
         config = GradeConfig(file=str(file), graders=grader or [], variant=variant, aggregate=aggregate, grader_samples=grader_samples, task=task,
-                             strip_self_evaluation=not keep_self_evaluation, concurrency=concurrency,
+                             strip_self_evaluation=not keep_self_evaluation, thinking_in_prompt=thinking_in_prompt,
+                             concurrency=concurrency,
                              max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         run_grade_file(config, out, open_cache(no_cache), console)
 

@@ -99,7 +99,7 @@ def eval_scaffold(config: EvalConfig, task: Task, prover: Model, grader: ProofGr
 
 MUST_MATCH_ON_RESUME = (
     "bench", "data", "model", "graders", "variant", "aggregate", "grader_samples", "task", "scaffold", "scaffold_params",
-    "prompts", "prompt_files", "sampling", "strip_self_evaluation", "rescale_rubrics",
+    "prompts", "prompt_files", "sampling", "strip_self_evaluation", "rescale_rubrics", "thinking_in_prompt",
 )
 
 
@@ -185,6 +185,9 @@ class GradeConfig(GradeWrittenConfig):
 
     file: str
     task: Task | None = None
+    thinking_in_prompt: bool = Field(
+        False, description="The model's chat template opened <think> in the prompt: a response without </think> is no proof."
+    )
 
 
 def grade_written(
@@ -207,7 +210,7 @@ def grade_written(
 
 def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | None, console: Console) -> Path:
     """Grade every row of a generations file; writes graded.jsonl (reference format) and a report."""
-    rows = read_generations(config.file)
+    rows = read_generations(config.file, thinking_in_prompt=config.thinking_in_prompt)
     task = choose_task(config.task, [row.problem for row in rows], console)
     if task == "proof" and not config.graders:
         raise ValueError("grading proofs needs a grader model: pass --grader NAME")

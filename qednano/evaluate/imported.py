@@ -10,6 +10,12 @@ graded files directly, so numbers can be checked against the reference harness's
 
 Rows of one problem become samples 0, 1, 2, ... of it, in file order. A file with no id column
 gets ids from a hash of the statement, so repeated problems still group.
+
+A response is split at its last `</think>` as any model output is (`llm.types.split_reasoning`).
+When the model's chat template opened `<think>` in the prompt (`thinking_in_prompt`, which a file
+cannot say, so `qednano grade --thinking-in-prompt` does), a response without `</think>` never
+stopped reasoning: no proof. A response whose reasoning never closed counts as cut off
+(finish reason "length"), since the file keeps no finish reason of its own.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class ImportedRow:
         self.values = values
 
 
-def read_generations(path: str | Path, columns: dict[str, Any] | None = None) -> list[ImportedRow]:
+def read_generations(path: str | Path, columns: dict[str, Any] | None = None,
+                     thinking_in_prompt: bool = False) -> list[ImportedRow]:
     table, layout = open_source(str(path), columns={"response": RESPONSE_COLUMNS, **(columns or {})})
     layout = layout.model_copy(update={"hash_missing_ids": True})
     seen: Counter[str] = Counter()
@@ -49,7 +56,8 @@ def read_generations(path: str | Path, columns: dict[str, Any] | None = None) ->
     for problem, response, row in responses_from(table, layout):
         index = seen[problem.id]
         seen[problem.id] += 1
-        attempt = response_attempt(problem, index, response, cost=row.values.get("cost_run"))
+        attempt = response_attempt(problem, index, response, cost=row.values.get("cost_run"),
+                                   thinking_in_prompt=thinking_in_prompt)
         rows.append(ImportedRow(problem, attempt, dict(row.values)))
     return rows
 
@@ -61,12 +69,14 @@ def spent(cost: Any) -> tuple[Usage, float]:
     return usage, float(cost.get("cost") or 0.0)
 
 
-def response_attempt(problem: Problem, index: int, response: str | None, scaffold: str = "imported", cost: Any = None) -> Attempt:
+def response_attempt(problem: Problem, index: int, response: str | None, scaffold: str = "imported", cost: Any = None,
+                     thinking_in_prompt: bool = False) -> Attempt:
     """The attempt a written response records: the proof after any reasoning, its cost if given."""
-    reasoning, proof, closed = split_reasoning(response or "")
+    reasoning, proof, closed = split_reasoning(response or "", opened_in_prompt=thinking_in_prompt)
     usage, cost_usd = spent(cost)
     completion = Completion(
-        model=scaffold, content=proof, reasoning=reasoning, reasoning_closed=closed, usage=usage, cost_usd=cost_usd
+        model=scaffold, content=proof, reasoning=reasoning, reasoning_closed=closed, usage=usage, cost_usd=cost_usd,
+        finish_reason="stop" if closed else "length",
     )
     return attempt_from(problem, index, scaffold, completion, [Step(role=scaffold, messages=[], completion=completion)])
 

@@ -16,7 +16,8 @@ The summarizer has its own sampling: H_S tokens, and `summary_thinking: false` a
 whose chat template can switch thinking off (vLLM or SGLang serving Qwen3) to do so, since a
 thinking summarizer can spend all of H_S thinking and write nothing. A summary that still comes
 back empty does not end the chain: the next turn starts from the last summary (as the reference
-does), and the summary step carries a note saying so.
+does), and the summary step carries a note saying so. `carry_summary` is that rule, shared with
+the RC-RL state builder (`train/rc.py`) so training states are the ones this scaffold reaches.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ def summary_messages(problem: Problem, summary: str | None, reasoning: str, prom
     notes = prompts.text("rc_no_summary").strip() if summary is None else summary
     text = prompts.fill("rc_summarize", problem=problem.statement, summary=notes, reasoning=reasoning)
     return [{"role": "user", "content": text}]
+
+
+def carry_summary(previous: str | None, note: Completion, turn: int) -> tuple[str | None, str | None]:
+    """The summary turn `turn + 1` starts from, and a note when the summarizer wrote nothing.
+
+    An empty summary keeps the previous one (after turn 1: still none, so the next turn gets the
+    first turn's prompt again), as the reference does. Only a call that succeeded is a summary: a
+    failed call is the caller's to record as a failure, never an empty summary.
+    """
+    if not note.ok:
+        raise ValueError(f"turn {turn} summary: a failed call ({note.error}) is a failure, not an empty summary")
+    if written := note.content.strip():
+        return written, None
+    kept = "no summary yet" if previous is None else "the previous summary"
+    return previous, f"empty summary (finish_reason {note.finish_reason}): turn {turn + 1} starts from {kept}"
 
 
 def reasoning_of(turn: Completion) -> str:
@@ -94,11 +110,7 @@ class ReasoningCache:
             [note] = await trace.call([Call(self.summarizer, "summarize", messages, self.summary_sampling, turn=t)])
             if failed := trace.fail_on_call([note], f"turn {t} summary"):
                 return failed
-            if note.content.strip():
-                summary = note.content.strip()
-            else:
-                kept = "no summary yet" if summary is None else "the previous summary"
-                trace.steps[-1].note = f"empty summary (finish_reason {note.finish_reason}): turn {t + 1} starts from {kept}"
+            summary, trace.steps[-1].note = carry_summary(summary, note, t)
         raise AssertionError("unreachable: the last turn returns")
 
 

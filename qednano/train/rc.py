@@ -5,10 +5,11 @@ turn reasons for at most H_R tokens, a frozen summarizer condenses that reasonin
 H_S tokens, and the next turn sees only the problem and the summary. To train a policy for turns
 after the first, RC-RL rolls the *current* policy out on each training problem and keeps the
 states it passes through: s_0 is the problem alone, s_t the problem plus the summary written
-after turn t. Of the T + 1 states of a problem, `states_per_problem` are drawn without
-replacement; each becomes a GRPO prompt built by the scaffold's own `turn_messages`, so a
-trained turn sees exactly what `qednano solve --scaffold rc` will show it. Rows keep the
-problem's `problem_id` (rewards grade against the original problem) and add `state` (t).
+after turn t (the previous summary when that one came back empty, as the scaffold carries on).
+Of the T + 1 states of a problem, `states_per_problem` are drawn without replacement; each
+becomes a GRPO prompt built by the scaffold's own `turn_messages`, so a trained turn sees exactly
+what `qednano solve --scaffold rc` will show it. Rows keep the problem's `problem_id` (rewards
+grade against the original problem) and add `state` (t).
 
 The pool is refreshed every `refresh_steps` optimizer steps by `StatePoolCallback`, with the
 model being trained. The training dataset is a fixed list of slots (problem, draw) whose prompts
@@ -36,7 +37,7 @@ from transformers import TrainerCallback
 from qednano.llm.model import Model
 from qednano.llm.types import Completion, Messages, Sampling, Usage, split_reasoning
 from qednano.problems.record import Problem
-from qednano.scaffolds.reasoning_cache import reasoning_of, summary_messages, turn_messages
+from qednano.scaffolds.reasoning_cache import carry_summary, reasoning_of, summary_messages, turn_messages
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +86,16 @@ class ProblemStates:
 
     summaries: list[str | None] = field(default_factory=lambda: [None])
     failure: str | None = None  # why the rollout stopped before turn T, if it did
+    empty_summaries: list[str] = field(default_factory=list)  # notes of summaries that came back empty
 
 
 async def roll_out(problems: Sequence[Problem], policy: Policy, summarizer: Model,
                    config: ReasoningCacheConfig, sampling: Sampling | None = None) -> list[ProblemStates]:
     """RC rollouts of every problem, turn by turn: each turn is one policy batch over all problems.
 
-    A failed turn or summary ends that problem's rollout; the states it reached stay usable. (The
-    scaffold carries on past an empty summary from the previous one; here that would only repeat
-    a state, so an empty summary ends the rollout and is counted in `rc/failed_rollouts`.)
+    A failed turn or summarizer call ends that problem's rollout; the states it reached stay
+    usable. An empty summary does not: as in the scaffold (`carry_summary`), the next state keeps
+    the previous summary, and the note is kept on the problem's states (`rc/empty_summaries`).
     """
     reason = (sampling or Sampling()).model_copy(update={"max_tokens": config.reasoning_tokens})
     summarize = Sampling(max_tokens=config.summary_tokens, thinking=config.summary_thinking)
@@ -113,10 +115,12 @@ async def roll_out(problems: Sequence[Problem], policy: Policy, summarizer: Mode
             note = next(written) if turn.ok else None
             if note is None:
                 states[i].failure = f"turn {t} reasoning failed: {turn.error}"
-            elif not note.ok or not note.content.strip():
-                states[i].failure = f"turn {t} summary failed: {note.error or 'the summarizer wrote nothing'}"
+            elif not note.ok:
+                states[i].failure = f"turn {t} summary failed: {note.error}"
             else:
-                states[i].summaries.append(note.content.strip())
+                summary, empty = carry_summary(states[i].summaries[-1], note, t)
+                states[i].summaries.append(summary)
+                states[i].empty_summaries += [empty] if empty else []
     return states
 
 
@@ -251,6 +255,7 @@ class StatePool:
             "rc/turns_reached": sum(reached) / max(len(reached), 1),
             "rc/failed_rollouts": sum(s.failure is not None for s in self.states) / max(len(self.states), 1),
             "rc/short_problems": sum(len(s.summaries) < self.config.states_per_problem for s in self.states),
+            "rc/empty_summaries": sum(len(s.empty_summaries) for s in self.states),
         }
 
 

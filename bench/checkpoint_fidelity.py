@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from generation import forced_agreement, processor, same_prefix, transformers_rate
+from generation import forced_agreement, og_model, processor, same_prefix, transformers_rate
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from qednano.llm.embedded import PRECISIONS, EmbeddedBackend, find_gguf, gguf_to_transformers
@@ -76,21 +76,21 @@ def measure(folder: Path, new_tokens: int) -> dict[str, tuple[int, int]]:
     wanted = [transformers_rate(reference, ids, new_tokens)[1] for ids in prompts]
     found = {}
     for precision in PRECISIONS:
-        backend = EmbeddedBackend(folder.name, folder, precision)
+        onnx = og_model(EmbeddedBackend(folder.name, folder, precision))
         prefix = forced = 0
         for ids, tokens in zip(prompts, wanted, strict=True):
-            made = greedy(backend, ids, new_tokens)
+            made = greedy(onnx, ids, new_tokens)
             prefix += same_prefix(made, tokens)
-            forced += forced_agreement(backend, ids, tokens)
+            forced += forced_agreement(onnx, ids, tokens)
         found[precision] = (prefix, forced)
     return found
 
 
-def greedy(backend: EmbeddedBackend, ids: list[int], new_tokens: int) -> list[int]:
+def greedy(model, ids: list[int], new_tokens: int) -> list[int]:
+    """`new_tokens` greedy tokens of an onnxruntime-genai model (see generation.og_model)."""
     import numpy as np
     import onnxruntime_genai as og
 
-    model = backend.load()[0]
     params = og.GeneratorParams(model)
     length = len(ids) + new_tokens
     params.set_search_options(max_length=length, min_length=length, do_sample=False)

@@ -1,4 +1,4 @@
-"""The embedded backend: batching, stop strings, the conversion cache, and (slow) the real model."""
+"""The embedded backend: the conversion cache, the worker (with a stand-in decoder), and (slow) the real model."""
 
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ import time
 from pathlib import Path
 
 import pytest
+from history_decoder import HistoryDecoder
 
 from qednano.llm.embedded import (
+    MAX_BATCH,
     ConversionError,
     EmbeddedBackend,
-    Job,
-    Row,
+    Engine,
     convert,
     converted_dir,
     cut_at_stop,
     ensure_converted,
     file_digest,
     find_gguf,
-    search_options,
-    take_batch,
 )
 from qednano.llm.model import Model
 from qednano.llm.types import Sampling
 from qednano.paths import cache_root
 
 MODEL = "SmolLM2-135M-Instruct"
+END = 2
 
 
 # --- pure helpers --------------------------------------------------------------------------
@@ -47,62 +47,6 @@ MODEL = "SmolLM2-135M-Instruct"
 )
 def test_cut_at_stop(text, stops, expected):
     assert cut_at_stop(text, stops) == expected
-
-
-def job(ids: list[int], **settings) -> Job:
-    return Job([{"role": "user", "content": "-"}], Sampling(**settings), ids=ids)
-
-
-def test_requests_differing_only_in_seed_share_a_batch_in_arrival_order():
-    jobs = [job([1, 2], temperature=1, seed=s) for s in range(3)]
-    other_prompt = job([1, 3], temperature=1, seed=0)
-    other_settings = job([1, 2], temperature=0.5, seed=0)
-    batch, rest = take_batch([jobs[0], other_prompt, jobs[1], other_settings, jobs[2]])
-    assert batch == jobs
-    assert rest == [other_prompt, other_settings]
-
-
-def test_batches_are_capped_and_the_overflow_waits():
-    jobs = [job([7], temperature=1, seed=s) for s in range(11)]
-    batch, rest = take_batch(jobs, cap=8)
-    assert batch == jobs[:8] and rest == jobs[8:]
-
-
-def test_search_options_map_greedy_sampling_and_seeds():
-    assert search_options(Sampling(), 50, 1) == {"max_length": 50, "batch_size": 1, "do_sample": False}
-    assert search_options(Sampling(temperature=0, seed=3), 50, 2)["do_sample"] is False
-    sampled = search_options(Sampling(temperature=0.7, seed=-1), 90, 4)
-    # onnxruntime-genai's own default top_k is 50: unset must mean "no top-k" (0)
-    assert sampled == {"max_length": 90, "batch_size": 4, "do_sample": True, "temperature": 0.7,
-                       "top_p": 1.0, "top_k": 0, "random_seed": 0x7FFFFFFF}
-
-
-class PieceStream:
-    """Stands in for onnxruntime-genai's detokenizer stream: token t decodes to PIECES[t]."""
-
-    PIECES = {10: "so ", 11: "Q", 12: "E", 13: "D", 14: " more"}
-
-    def decode(self, token: int) -> str:
-        return self.PIECES[token]
-
-
-def test_a_stop_string_split_over_tokens_ends_the_row():
-    row = Row(PieceStream())
-    for token in [10, 11, 12, 13]:
-        assert row.finish is None
-        row.push(token, eos={2}, stops=("QED",), max_new=100)
-    assert row.finish == "stop" and row.tokens == [10, 11, 12, 13]
-
-
-def test_a_row_ends_at_eos_or_at_its_token_budget():
-    ended = Row(PieceStream())
-    ended.push(10, eos={2}, stops=(), max_new=5)
-    ended.push(2, eos={2}, stops=(), max_new=5)
-    assert ended.finish == "stop" and ended.tokens == [10, 2]  # the end token is counted
-    capped = Row(PieceStream())
-    for token in [10, 14]:
-        capped.push(token, eos={2}, stops=(), max_new=2)
-    assert capped.finish == "length"
 
 
 # --- the conversion cache ------------------------------------------------------------------
@@ -222,7 +166,7 @@ def test_an_unknown_embedded_model_names_the_known_ones():
         find_gguf("GPT-9-embedded")
 
 
-# --- the worker, with a stand-in engine ----------------------------------------------------
+# --- the worker, with a stand-in decoder ------------------------------------------------------
 
 
 class LetterTokenizer:
@@ -232,80 +176,116 @@ class LetterTokenizer:
         return {"input_ids": [ord(c) for c in messages[-1]["content"]]}
 
     def decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
-        return "".join(chr(t) for t in tokens if t != 2)
+        return "".join(chr(t) for t in tokens if t != END)
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return [ord(c) for c in text]
 
 
-class StandIn:
-    """Replaces the engine: row i of a batch writes 'r<i>. END' then the end token."""
+class ExplodingDecoder(HistoryDecoder):
+    """Fails the next step after `explode` is set."""
 
-    def __init__(self, backend: EmbeddedBackend, context_length: int = 40):
-        self.batches: list[list[Job]] = []
-        self.fail_next = False
-        backend.load = lambda: (None, None, LetterTokenizer(), {"context_length": context_length})
-        backend._generate = self.generate
+    explode = False
 
-    def generate(self, batch: list[Job]) -> list[Row]:
-        self.batches.append(batch)
-        if self.fail_next:
-            self.fail_next = False
+    def step(self, tokens, lengths):
+        if self.explode:
+            self.explode = False
             raise RuntimeError("onnxruntime exploded")
-        return [Row(None, tokens=[ord(c) for c in f"r{i}. END"] + [2], finish="stop") for i in range(len(batch))]
+        return super().step(tokens, lengths)
 
 
 @pytest.fixture
 async def stand_in(weights):
     backend = EmbeddedBackend(MODEL, weights)
-    yield backend, StandIn(backend)
+    decoder = ExplodingDecoder(MAX_BATCH, end=END, step_s=0.002)
+    backend.load = lambda: Engine(decoder, LetterTokenizer(), context_length=400, eos={END})
+    yield backend, decoder
     await backend.aclose()
 
 
 ASK = [{"role": "user", "content": "prove it"}]
 
 
-async def test_samples_requested_together_run_as_one_batch(stand_in):
-    backend, engine = stand_in
-    handovers = []
-    flush = backend._flush
-    backend._flush = lambda: (handovers.append(len(backend._pending)), flush())
-    done = await Model("m", backend).generate(ASK, Sampling(temperature=1, seed=5, n=3, stop=(" END",)))
-    assert handovers == [3]  # handed to the worker in one go, not as the worker happens to wake
-    assert [len(b) for b in engine.batches] == [3]
-    assert [b.sampling.seed for b in engine.batches[0]] == [5, 6, 7]
-    assert [c.content for c in done] == ["r0.", "r1.", "r2."]  # cut at the stop string
-    assert all(c.usage.prompt_tokens == 8 and c.usage.completion_tokens == 8 for c in done)
+def ask(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_concurrent_requests_with_different_prompts_share_steps_and_equal_solo_runs(stand_in):
+    backend, decoder = stand_in
+    texts = ["a", "prove it", "x" * 300, "two words"]
+    alone = [await backend.complete(ask(t), Sampling(max_tokens=60)) for t in texts]
+    assert max(decoder.steps) == 1
+    together = await asyncio.gather(*[backend.complete(ask(t), Sampling(max_tokens=60)) for t in texts])
+    assert [c.content for c in together] == [c.content for c in alone]
+    assert [c.usage for c in together] == [c.usage for c in alone]
+    assert all(c.ok and c.usage.completion_tokens > 0 for c in together)
+    assert max(decoder.steps) > 1
+
+
+async def test_samples_get_their_seeds_and_counts(stand_in):
+    backend, _ = stand_in
+    done = await Model("m", backend).generate(ASK, Sampling(temperature=1, seed=5, n=3, max_tokens=30))
+    again = await Model("m", backend).complete(ASK, Sampling(temperature=1, seed=5, n=3, max_tokens=30), 2)
+    assert again.content == done[2].content  # sample 2 alone (seed 7) equals sample 2 of three
+    assert len({c.content for c in done}) == 3
+    assert all(c.usage.prompt_tokens == 8 for c in done)
     assert identity_ok(backend.identity)
 
 
 def identity_ok(identity: str) -> bool:
-    kind, model, precision, digest = identity.split("|")
-    return (kind, model, precision) == ("embedded", MODEL, "int4") and len(digest) == 16
+    kind, model, precision, digest, engine = identity.split("|")
+    return (kind, model, precision, engine) == ("embedded", MODEL, "int4", "cb") and len(digest) == 16
 
 
-async def test_different_prompts_run_in_separate_batches(stand_in):
-    backend, engine = stand_in
-    asks = [[{"role": "user", "content": text}] for text in ["a", "b", "a"]]
-    done = await asyncio.gather(*[backend.complete(a, Sampling()) for a in asks])
-    assert sorted(len(b) for b in engine.batches) == [1, 2]
-    assert all(c.ok for c in done)
+async def test_a_stop_string_cuts_the_content(stand_in):
+    backend, _ = stand_in
+    free = await backend.complete(ASK, Sampling(max_tokens=40))
+    stop = free.content[5:7]
+    cut = await backend.complete(ASK, Sampling(max_tokens=40, stop=(stop,)))
+    assert cut.finish_reason == "stop" and cut.content == free.content[: free.content.index(stop)].strip()
+
+
+async def steps_while(decoder: HistoryDecoder, count: int) -> None:
+    """Wait until the decoder has run `count` more steps."""
+    target = len(decoder.steps) + count
+    while len(decoder.steps) < target:
+        await asyncio.sleep(0.001)
+
+
+async def test_a_cancelled_request_stops_at_the_next_step_and_a_short_one_is_not_starved(stand_in):
+    backend, decoder = stand_in
+    decoder.end = None  # the long request never ends by itself
+    long = asyncio.create_task(backend.complete(ASK, Sampling(max_tokens=350)))
+    await steps_while(decoder, 5)
+    started = len(decoder.steps)
+    short = await backend.complete(ask("quick"), Sampling(max_tokens=4))
+    assert short.ok and short.usage.completion_tokens == 4
+    assert len(decoder.steps) - started < 10  # the long one would have taken 340 more steps
+    long.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await long
+    cancelled_at = len(decoder.steps)
+    await asyncio.sleep(0.05)  # ~25 steps' time
+    assert len(decoder.steps) <= cancelled_at + 1  # at most the step already running
+    assert not backend.batcher.busy
 
 
 async def test_a_crash_in_generation_is_a_recorded_failure_and_the_worker_goes_on(stand_in):
-    backend, engine = stand_in
-    engine.fail_next = True
-    failed = await backend.complete(ASK, Sampling())
+    backend, decoder = stand_in
+    decoder.explode = True
+    failed = await backend.complete(ASK, Sampling(max_tokens=5))
     assert not failed.ok and failed.error_kind == "embedded_error" and "exploded" in failed.error
-    again = await backend.complete(ASK, Sampling())
-    assert again.ok and again.content == "r0. END"
+    again = await backend.complete(ASK, Sampling(max_tokens=5))
+    assert again.ok and again.usage.completion_tokens == 5
 
 
 async def test_a_prompt_that_fills_the_context_fails_with_context_length(stand_in):
-    backend, engine = stand_in
-    done = await backend.complete([{"role": "user", "content": "x" * 40}], Sampling())
+    backend, decoder = stand_in
+    done = await backend.complete(ask("x" * 400), Sampling())
     assert done.error_kind == "context_length" and "maximum context length" in done.error
-    assert engine.batches == []
+    assert decoder.steps == []
+    fits = await backend.complete(ask("x" * 398), Sampling())  # room for two tokens, then length
+    assert fits.ok and fits.usage.completion_tokens <= 2
 
 
 async def test_a_model_that_cannot_load_fails_each_call(weights):
@@ -320,12 +300,15 @@ async def test_a_model_that_cannot_load_fails_each_call(weights):
     await backend.aclose()
 
 
-async def test_the_backend_works_again_after_aclose(stand_in):
-    backend, _ = stand_in
-    assert (await backend.complete(ASK, Sampling())).ok
+async def test_closing_answers_what_is_running_and_the_backend_works_again(stand_in):
+    backend, decoder = stand_in
+    decoder.end = None
+    running = asyncio.create_task(backend.complete(ASK, Sampling(max_tokens=300)))
+    await steps_while(decoder, 3)
     await backend.aclose()
-    assert (await backend.complete(ASK, Sampling())).ok
-    await backend.aclose()
+    closed = await running
+    assert closed.error_kind == "closed"
+    assert (await backend.complete(ASK, Sampling(max_tokens=3))).ok
 
 
 # --- the real model (converted once per machine, loaded once per session) -------------------
@@ -356,7 +339,7 @@ async def test_greedy_generation_is_deterministic_and_honours_a_stop_string(smol
 
 @pytest.mark.slow
 async def test_n_samples_come_back_with_exact_token_counts(smollm2):
-    prompt_ids = smollm2.load()[2].apply_chat_template(PROOF, add_generation_prompt=True, tokenize=True,
+    prompt_ids = smollm2.load().tokenizer.apply_chat_template(PROOF, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"]
     done = await Model("smollm2", smollm2).generate(PROOF, Sampling(temperature=1.0, seed=1, n=3, max_tokens=12))
     assert [c.sample_index for c in done] == [0, 1, 2]
@@ -364,6 +347,34 @@ async def test_n_samples_come_back_with_exact_token_counts(smollm2):
     for c in done:
         assert c.usage.completion_tokens == 12 if c.finish_reason == "length" else c.usage.completion_tokens < 12
     assert len({c.content for c in done}) > 1  # sampled, not three copies
+
+
+@pytest.mark.slow
+async def test_different_prompts_together_give_what_each_gives_alone(smollm2):
+    # Prompts of different lengths share every step: no padding may leak into any row.
+    asks = [PROOF, ask("What is 2+2?"), ask("Let n be a positive integer. Show that n^3 - n is divisible by 6, "
+                                            "using only the fact that among consecutive integers one is even.")]
+    greedy, seeded = Sampling(temperature=0, max_tokens=24), Sampling(temperature=1.0, top_k=50, seed=7, max_tokens=24)
+    alone = [await smollm2.complete(a, greedy) for a in asks] + [await smollm2.complete(asks[0], seeded)]
+    together = await asyncio.gather(*[smollm2.complete(a, greedy) for a in asks], smollm2.complete(asks[0], seeded))
+    assert [c.content for c in together] == [c.content for c in alone]
+    assert all(c.ok for c in together) and together[3].content != together[0].content
+
+
+@pytest.mark.slow
+async def test_a_short_request_passes_a_long_one_which_stops_when_cancelled(smollm2):
+    essay = ask("Write a very long essay about the history of geometry, chapter by chapter.")
+    long = asyncio.create_task(smollm2.complete(essay, Sampling(temperature=1.0, top_k=50, seed=1, max_tokens=2000)))
+    while smollm2.batcher is None or smollm2.batcher.steps < 3:
+        await asyncio.sleep(0.01)
+    started = smollm2.batcher.steps
+    short = await smollm2.complete(PROOF, Sampling(temperature=0, max_tokens=8))
+    assert short.ok and smollm2.batcher.steps - started < 20
+    long.cancel()
+    cancelled_at = smollm2.batcher.steps
+    await asyncio.sleep(0.5)
+    assert long.cancelled() and not smollm2.batcher.busy
+    assert smollm2.batcher.steps <= cancelled_at + 1  # at most the step that was running
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ import pytest
 from conftest import IMOBENCH
 from datasets import Dataset, DatasetDict
 
-from qednano.problems import readers
 from qednano.problems.layouts import HUB_LAYOUTS, IMOBENCH_CATEGORIES, IMOBENCH_LEVELS
 from qednano.problems.loaders import ProblemLoadError, load_problems, load_rated_responses
 from qednano.problems.rows import parse_year
@@ -259,7 +258,7 @@ def fake_hub(monkeypatch):
         calls.append((name, split))
         return tables[name]
 
-    monkeypatch.setattr(readers, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     return tables, calls
 
 
@@ -280,7 +279,7 @@ def test_an_unreachable_hub_dataset_is_a_load_error(monkeypatch):
     def offline(name, *args, split=None, **kwargs):
         raise ConnectionError(f"Couldn't reach {name!r} on the Hub")
 
-    monkeypatch.setattr(readers, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(ProblemLoadError, match=r"lm-provers/ProofBench: cannot load split 'train'.*QEDNANO_DATA_DIR"):
         load_problems("proofbench")
 

@@ -398,6 +398,16 @@ async def test_a_lasting_hang_is_recorded_as_an_idle_timeout(server):
     assert done.latency_s < 10.0
 
 
+async def test_a_server_silent_before_its_headers_is_caught_by_the_idle_timeout(server):
+    # The idle clock runs from the request on, not only once the response has begun.
+    server.push(hang(60))
+    backend = make_backend(server.url, timeout_s=30.0, idle_timeout_s=0.3, max_retries=0)
+    done = await backend.complete(HELLO, Sampling())
+    await backend.aclose()
+    assert done.error_kind == "timeout" and "idle timeout" in done.error
+    assert done.latency_s < 10.0
+
+
 async def test_a_stream_that_never_idles_still_ends_at_the_total_timeout(server):
     server.push(slow_stream(" ".join(["word"] * 90), chunk_delay_s=0.1))  # 30+ chunks, 3+ s in all
     backend = make_backend(server.url, timeout_s=1.0, idle_timeout_s=0.5, max_retries=0)
@@ -442,3 +452,24 @@ async def test_a_thinking_switch_reaches_vllm_as_a_chat_template_argument(server
     switched, default = (r.body for r in server.requests)
     assert switched["chat_template_kwargs"] == {"enable_thinking": False} and switched["top_k"] == 20
     assert "chat_template_kwargs" not in default
+
+
+def test_a_stream_reads_the_same_however_its_bytes_are_cut():
+    from qednano.llm.openai_stream import StreamReader
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        return "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
+                                     ensure_ascii=False)
+
+    lines = [": ping", event({"reasoning_content": "Let x ≥ 1."}), event({"content": "Proof: ∎ holds."}),
+             event({}, "stop"), 'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}',
+             "data: [DONE]"]
+    for newline in ("\n\n", "\r\n\r\n"):
+        stream = newline.join(lines).encode()  # the last line has no newline: the stream just ends
+        for cut in range(len(stream) + 1):
+            reader = StreamReader("m")
+            for part in (stream[:cut], stream[cut:]):
+                assert reader.feed_bytes(part) is None
+            assert reader.finish() is None and reader.done
+            done = reader.result()
+            assert (done.reasoning, done.content, done.usage.completion_tokens) == ("Let x ≥ 1.", "Proof: ∎ holds.", 5)

@@ -76,8 +76,34 @@ async def test_resume_redoes_only_failed_generations_and_ungraded_samples(tmp_pa
     assert all(r.score == 3.0 for r in second)
 
     third_backend = prover()
+    before = store.path.stat().st_ino
     await evaluate(PROBLEMS, direct(Model("prover", third_backend)), LengthGrader(), samples=2, store=store)
     assert third_backend.calls == []
+    assert store.path.stat().st_ino == before  # a finished run's file is read, not rewritten
+
+
+def test_store_lines_hold_no_secret_and_read_back_as_written(tmp_path, monkeypatch):
+    plain, odd = "sk-plain-secret-0123", 'sk-"quoted\\secret"-0123'  # JSON escapes the second one
+    monkeypatch.setenv("MY_API_KEY", plain)
+    monkeypatch.setenv("OTHER_TOKEN", odd)
+    store = SampleStore(tmp_path / "samples.jsonl")
+    from qednano.scaffolds.base import Attempt
+
+    def record(index, proof):
+        attempt = Attempt(problem_id="p0", sample_index=index, scaffold="direct", status="ok", proof=proof)
+        return SampleRecord.start(PROBLEMS[0], attempt)
+
+    clean = record(0, "Proof. ∑ of odd numbers, with \\frac{1}{2} and a \"quote\".")
+    leaky = [record(1, f"my key is {plain}"), record(2, f"the other is {odd}!"), record(3, "Authorization: Bearer abc.def")]
+    for one in (clean, *leaky):
+        store.append(one)
+    store.close()
+    text = store.path.read_text(encoding="utf-8")
+    assert plain not in text and json.dumps(odd)[1:-1] not in text and "abc.def" not in text
+    back = store.read()
+    assert back[("p0", 0)] == clean and json.loads(text.splitlines()[0]) == clean.model_dump(mode="json")
+    assert [back[("p0", i)].attempt.proof for i in (1, 2, 3)] == [
+        "my key is [redacted]", "the other is [redacted]!", "Authorization: Bearer [redacted]"]
 
 
 def test_store_skips_a_torn_last_line_but_not_a_bad_middle_line(tmp_path):

@@ -1,28 +1,27 @@
 """What every `qednano` subcommand shares: the consoles, one-line user errors, option types.
 
 Everything printed from user data or exceptions goes through here.
+
+Only typer and rich are imported at the top of the cli modules: `qednano --help` and a command's
+own start should not pay for what other commands use (pydantic models, the openai SDK, datasets,
+scipy). The rest is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from qednano.errors import first_error
-from qednano.llm.cache import CallCache
-from qednano.llm.model import Model
-from qednano.llm.registry import load_model
-from qednano.llm.spec import ModelConfigError
-from qednano.llm.types import Sampling
-from qednano.paths import cache_root
-from qednano.records.failures import RunFailed
+if TYPE_CHECKING:
+    from qednano.llm.cache import CallCache
+    from qednano.llm.model import Model
+    from qednano.llm.types import Sampling
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, checkpoint folder, or openai:MODEL@URL.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
@@ -32,6 +31,9 @@ errors = Console(stderr=True)
 
 
 def open_cache(disabled: bool) -> CallCache | None:
+    from qednano.llm.cache import CallCache
+    from qednano.paths import cache_root
+
     return None if disabled else CallCache(cache_root() / "calls.sqlite")
 
 
@@ -52,6 +54,12 @@ def literal(text: object) -> str:
 def user_errors():
     """Turn a bad option, file or model config into one clear error line (exit code 2), and a
     run stopped by its failures into one too (exit code 1)."""
+    from pydantic import ValidationError  # imported here, when a command runs (see the docstring above)
+
+    from qednano.errors import first_error
+    from qednano.llm.spec import ModelConfigError
+    from qednano.records.failures import RunFailed
+
     try:
         yield
     except RunFailed as err:
@@ -64,11 +72,15 @@ def user_errors():
 
 
 def open_model(spec: str, cache: CallCache | None, timeout: float | None = None, idle_timeout: float | None = None) -> Model:
+    from qednano.llm.registry import load_model
+
     with user_errors():
         return load_model(spec, cache=cache, timeout_s=timeout, idle_timeout_s=idle_timeout)
 
 
 def sampling_options(temperature: float | None, max_tokens: int | None, seed: int | None) -> Sampling:
+    from qednano.llm.types import Sampling
+
     given = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     return Sampling(**{k: v for k, v in given.items() if v is not None})
 

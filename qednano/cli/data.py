@@ -8,7 +8,7 @@ directory to the next.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,9 +29,11 @@ from qednano.cli.common import (
     parse_columns,
     user_errors,
 )
-from qednano.llm.types import Sampling
-from qednano.records.failures import DEFAULT_MAX_FAILURES
+from qednano.records.limits import DEFAULT_MAX_FAILURES
 from qednano.tables import rich_table
+
+if TYPE_CHECKING:
+    from qednano.llm.types import Sampling
 
 data_app = typer.Typer(help="Make and check training data: distill, grade, filter, rubrics, label, difficulty, export, dedup, decontaminate.", no_args_is_help=True)
 
@@ -128,6 +130,8 @@ Concurrency = Annotated[int, typer.Option(help="Samples in flight at once (each 
 
 def sampling(temperature: float | None, max_tokens: int | None, reasoning_effort: str | None = None,
              thinking: bool | None = None) -> Sampling:
+    from qednano.llm.types import Sampling  # pydantic models load when a command runs, not for --help
+
     given = {"temperature": temperature, "max_tokens": max_tokens, "reasoning_effort": reasoning_effort, "thinking": thinking}
     return Sampling(**{k: v for k, v in given.items() if v is not None})
 

@@ -6,15 +6,10 @@ beside this one and are added to `app` here.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markdown import Markdown
-from rich.panel import Panel
-from rich.text import Text
 
 from qednano.cli.common import (
     AggregateOpt,
@@ -47,10 +42,10 @@ from qednano.cli.common import (
 )
 from qednano.cli.data import data_app
 from qednano.cli.view import view
-from qednano.llm.model import Model
-from qednano.llm.registry import registered_models
-from qednano.records.failures import DEFAULT_MAX_FAILURES
-from qednano.tables import markdown_table, rich_table
+from qednano.records.limits import DEFAULT_MAX_FAILURES
+
+if TYPE_CHECKING:
+    from qednano.llm.model import Model
 
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
 app.command()(view)
@@ -63,6 +58,7 @@ def prompts(
 ) -> None:
     """List the prompts a --prompts folder may replace and the placeholders each must use; check a folder."""
     from qednano.prompts import PACKAGE, Prompts, needs, shipped
+    from qednano.tables import rich_table
 
     with user_errors():
         replaced = Prompts(folder).replaced if folder is not None else {}
@@ -79,6 +75,9 @@ def prompts(
 @app.command()
 def models() -> None:
     """List the registered models (configs/models/*.yaml and $QEDNANO_MODELS)."""
+    from qednano.llm.registry import registered_models
+    from qednano.tables import markdown_table, rich_table
+
     with user_errors():
         found = registered_models()
     header = ("name", "backend", "model", "endpoints", "key env", "$/M in", "$/M out")
@@ -115,6 +114,13 @@ def solve(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
+    import asyncio
+    import json
+
+    from rich.markdown import Markdown
+    from rich.panel import Panel
+    from rich.text import Text
+
     from qednano.problems.record import Problem
     from qednano.records.rundir import Run, default_run_dir
     from qednano.scaffolds.registry import load_scaffold
@@ -150,6 +156,8 @@ def solve(
 
 async def solve_with_status(solver, problem, sample: int, model: Model):
     """Run one scaffold attempt while a status line shows the calls and tokens so far."""
+    import asyncio
+
     with console.status("") as status:
         task = asyncio.create_task(solver.solve(problem, sample))
         while not task.done():
@@ -333,6 +341,8 @@ def scaling(
     label: Annotated[list[str] | None, typer.Option(help="A label per run (default: scaffold and its params).")] = None,
 ) -> None:
     """Test-time scaling: score against tokens and cost per problem, one point per run."""
+    from rich.markdown import Markdown
+
     from qednano.evaluate.imported import load_records
     from qednano.reports.scaling import scaling_report
 

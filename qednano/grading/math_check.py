@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pebble
-from math_verify import parse, verify
-from math_verify.errors import TimeoutException
 
 from qednano.grading.answer_forms import normalize, rounded
 from qednano.grading.boxed import as_math, final_answer, prose_words
@@ -39,6 +37,11 @@ def check_in_process(gold: str, response: str, allow_decimal: bool = False) -> A
     same way: bare "2026, 2030" would parse as its last number, boxed as a set. A decimal that
     only approximates an exact reference is wrong unless `allow_decimal` (the problem asks for one).
     """
+    # Imported here, in the workers (preloaded by their forkserver): math-verify brings sympy and
+    # latex2sympy, seconds of import that a process which checks no answer should not pay.
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
     candidate = final_answer(response)
     if candidate is None:
         return AnswerVerdict(status="unparsed", detail="the response has no \\boxed{} final answer")
@@ -85,7 +88,7 @@ class HardTimeoutPool:
         self.fn = fn
         self.timeout_s = timeout_s
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload([__name__, "math_verify"])
         self._pool = pebble.ProcessPool(max_workers=max_workers or min(4, os.cpu_count() or 1), context=context)
 
     def map(self, items: Sequence[tuple]) -> list[Outcome]:

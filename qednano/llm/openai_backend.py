@@ -4,6 +4,13 @@ Calls go through the official `openai` SDK on its aiohttp transport (on loopback
 ~740 req/s against ~400 for the default one, see NOTES.md). The SDK's own retries are off:
 this module owns the retry policy, so there is exactly one and it is tested.
 
+The SDK costs about a second of CPU to import, so it is imported, and its clients made, at the
+first call: resuming a finished run makes none. Requests go through the client's plain `post`
+(the SDK's way to any endpoint; auth, headers, timeouts and status errors as for `create`)
+with the JSON body we build, asking for the raw streamed response as `with_streaming_response`
+does: `chat.completions.create` would first walk every message through its typed-dict
+transform, which took more CPU than the rest of a call at instant answers.
+
 - Responses are streamed (with `stream_options.include_usage`, so tokens are still counted).
   Two clocks run per attempt: the idle timeout (no chunk for `idle_timeout_s`: a hung
   connection, retried) and the total timeout (`timeout_s`, for the whole answer; a 49k-token
@@ -32,25 +39,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx2
-import openai
-
 from qednano.llm.openai_stream import CONTEXT_LENGTH, Failure, StreamReader, parse_completion
 from qednano.llm.types import Completion, Messages, Sampling
 
 if TYPE_CHECKING:
+    import openai
+
     from qednano.llm.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 BEARER = re.compile(r"Bearer\s+\S+")
 ERROR_TEXT_LIMIT = 500  # characters of a server's error body worth keeping (HTML pages are long)
+# The header `with_streaming_response` sets (openai._constants.RAW_RESPONSE_HEADER): hand back
+# the response unread, so its lines can be read as they arrive.
+RAW_STREAM = {"headers": {"X-Stainless-Raw-Response": "stream"}}
 
 
 @dataclass
 class Endpoint:
     url: str
-    client: openai.AsyncOpenAI
+    client: openai.AsyncOpenAI | None = None  # made at the backend's first call
     in_flight: int = 0
     failures: int = 0  # consecutive failures that blame the server
     benched_until: float = 0.0  # time.monotonic() before which others are tried first
@@ -97,14 +106,7 @@ class OpenAIBackend:
         self.rng = rng or random.Random()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._picks = 0
-        # A placeholder key, not None: the SDK would otherwise send $OPENAI_API_KEY to any server.
-        key = api_key or "no-key"
-        timeout = openai.Timeout(timeout_s, connect=min(timeout_s, 30.0))
-        self.endpoints = [
-            Endpoint(url, openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout,
-                                             http_client=openai.DefaultAioHttpClient()))
-            for url in base_urls
-        ]
+        self.endpoints = [Endpoint(url) for url in base_urls]
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OpenAIBackend:
@@ -127,7 +129,9 @@ class OpenAIBackend:
         )
 
     async def complete(self, messages: Messages, sampling: Sampling) -> Completion:
-        request = self.request_args(messages, sampling)
+        if self.endpoints[0].client is None:
+            self._open_clients()
+        request = self.request_body(messages, sampling)
         # Latency counts attempts and backoff waits, not time queued for a concurrency slot.
         start, queued = time.monotonic(), 0.0
         attempts = 0
@@ -159,8 +163,8 @@ class OpenAIBackend:
             log.info("retrying %s in %.2f s after %s: %s", self.model, delay, outcome.kind, outcome.message)
             await asyncio.sleep(delay)
 
-    def request_args(self, messages: Messages, sampling: Sampling) -> dict:
-        """Keyword arguments of `chat.completions.create`; unset settings are left out."""
+    def request_body(self, messages: Messages, sampling: Sampling) -> dict:
+        """The JSON body of a chat completion request; unset settings are left out."""
         args: dict = {"model": self.model, "messages": messages, "stream": True,
                       "stream_options": {"include_usage": True}}
         optional = {"temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
@@ -169,15 +173,12 @@ class OpenAIBackend:
         if sampling.max_tokens is not None:
             # OpenAI's reasoning models refuse max_tokens; vLLM and SGLang accept both names.
             args["max_completion_tokens" if self.reasoning_model else "max_tokens"] = sampling.max_tokens
-        extra: dict = {}
+        # Not OpenAI parameters: vLLM and SGLang read them from the top level of the body.
         if sampling.top_k is not None:
-            # Not an OpenAI parameter: vLLM and SGLang read it from the top level of the body.
-            extra["top_k"] = sampling.top_k
+            args["top_k"] = sampling.top_k
         if sampling.thinking is not None:
-            # vLLM and SGLang pass these to the chat template (Qwen3's switch is enable_thinking).
-            extra["chat_template_kwargs"] = {"enable_thinking": sampling.thinking}
-        if extra:
-            args["extra_body"] = extra
+            # Passed to the chat template (Qwen3's switch is enable_thinking).
+            args["chat_template_kwargs"] = {"enable_thinking": sampling.thinking}
         return args
 
     def backoff_delay(self, attempts: int, retry_after_s: float | None) -> float:
@@ -197,11 +198,25 @@ class OpenAIBackend:
         best.last_pick = self._picks
         return best
 
+    def _open_clients(self) -> None:
+        """The SDK's clients, made at the first call (see the module's docstring)."""
+        import openai
+
+        for endpoint in self.endpoints:
+            # A placeholder key, not None: the SDK would otherwise send $OPENAI_API_KEY to any server.
+            endpoint.client = openai.AsyncOpenAI(
+                base_url=endpoint.url, api_key=self.api_key or "no-key", max_retries=0,
+                timeout=openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 30.0)),
+                http_client=openai.DefaultAioHttpClient(),
+            )
+
     async def _attempt(self, endpoint: Endpoint, request: dict) -> Completion | Failure:
+        import openai  # for the exception classes (loaded by _open_clients)
+
         clocks = Clocks(self.timeout_s, self.idle_timeout_s)
         try:
-            async with asyncio.timeout(clocks.deadline()) as timer:
-                outcome = await self._read(endpoint, request, lambda: timer.reschedule(clocks.deadline()))
+            async with asyncio.timeout_at(clocks.deadline()) as timer:  # a time on the loop's clock, not a delay
+                outcome = await self._read(endpoint.client, request, lambda: clocks.heard(timer))
         except TimeoutError:
             outcome = Failure("timeout", clocks.expired(), retryable=True)
         except openai.APIStatusError as err:
@@ -212,29 +227,36 @@ class OpenAIBackend:
             outcome.message = f"{endpoint.url}: {outcome.message}"
         return outcome
 
-    async def _read(self, endpoint: Endpoint, request: dict, heard) -> Completion | Failure:
-        """One streamed answer; `heard()` restarts the idle clock whenever a line arrives."""
-        async with endpoint.client.chat.completions.with_streaming_response.create(**request) as response:
+    async def _read(self, client: openai.AsyncOpenAI, request: dict, heard) -> Completion | Failure:
+        """One streamed answer; `heard()` restarts the idle clock whenever bytes arrive."""
+        import httpx2  # the SDK's HTTP layer, loaded with it
+
+        http = await client.post("/chat/completions", body=request, cast_to=httpx2.Response, options=RAW_STREAM)
+        reader = StreamReader(self.model)
+        try:
             heard()
-            http = response.http_response
-            reader = StreamReader(self.model)
-            try:
-                if "text/event-stream" not in http.headers.get("content-type", ""):
-                    return parse_completion(self.model, await http.aread())  # a server that did not stream
-                async for line in http.aiter_lines():
-                    heard()
-                    if failure := reader.feed_line(line):
-                        return failure
-                    if reader.done:
-                        break
-            except httpx2.RequestError as err:  # the SDK wraps transport errors only in what it reads itself
-                return Failure("connection", f"the connection dropped mid-answer ({type(err).__name__}: {err})",
-                               retryable=True)
-            return reader.result()
+            if "text/event-stream" not in http.headers.get("content-type", ""):
+                return parse_completion(self.model, await http.aread())  # a server that did not stream
+            async for data in http.aiter_bytes():
+                heard()
+                if failure := reader.feed_bytes(data):
+                    return failure
+                if reader.done:
+                    break
+            else:
+                if failure := reader.finish():
+                    return failure
+        except httpx2.RequestError as err:  # the SDK wraps transport errors only in what it reads itself
+            return Failure("connection", f"the connection dropped mid-answer ({type(err).__name__}: {err})",
+                           retryable=True)
+        finally:
+            await http.aclose()
+        return reader.result()
 
     async def aclose(self) -> None:
         for endpoint in self.endpoints:
-            await endpoint.client.close()
+            if endpoint.client is not None:
+                await endpoint.client.close()
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -275,6 +297,14 @@ class Clocks:
     def deadline(self) -> float:
         """When the attempt times out unless another chunk arrives first."""
         return min(self.ends, asyncio.get_running_loop().time() + self.idle_s)
+
+    def heard(self, timer: asyncio.Timeout) -> None:
+        """Something arrived: push the timeout back to `deadline()`. Only when that moves it by a
+        hundredth of the idle time or more: a stream's lines come far faster than that, and
+        rescheduling the timer for each took a tenth of a call's CPU at instant answers."""
+        deadline = self.deadline()
+        if deadline - timer.when() >= self.idle_s / 100:
+            timer.reschedule(deadline)
 
     def expired(self) -> str:
         if asyncio.get_running_loop().time() >= self.ends - 1e-3:

@@ -41,6 +41,22 @@ class StreamReader:
     usage: dict = field(default_factory=dict)
     chunks: int = 0  # chunks that carried a choice
     done: bool = False  # the server sent [DONE]
+    pending: bytes = b""  # the start of a line whose end has not arrived yet
+
+    def feed_bytes(self, data: bytes) -> Failure | None:
+        """Take the stream's bytes as they arrive: each complete line goes to `feed_line`. The
+        lines are split here rather than by the HTTP client, which decodes and splits them one by
+        one at several times the cost; `finish()` takes a last line that has no newline."""
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            failure = self.feed_line(line.decode("utf-8", errors="replace"))
+            if failure or self.done:
+                return failure
+        return None
+
+    def finish(self) -> Failure | None:
+        """The stream ended: take what is left of its last line."""
+        return self.feed_bytes(b"\n") if self.pending else None
 
     def feed_line(self, line: str) -> Failure | None:
         """Take one line of the event stream. OpenAI-compatible servers send each chunk as one

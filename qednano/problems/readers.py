@@ -21,13 +21,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import datasets
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
-from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from qednano.problems.columns import ProblemLoadError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 
 @dataclass
@@ -121,7 +120,11 @@ def _json_lines(path: Path, text: str, limit: int | None) -> Iterator[tuple[Any,
 @contextmanager
 def quiet_datasets() -> Iterator[None]:
     """`datasets` without its progress bars ("Generating train split: ...") and its warnings
-    (what goes wrong becomes our own error), both restored after."""
+    (what goes wrong becomes our own error), both restored after.
+
+    `datasets` is imported here, where it is used: it takes seconds, and CSV and JSON do not need it."""
+    import datasets
+
     was_enabled, verbosity = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity(datasets.logging.ERROR)
@@ -144,14 +147,7 @@ FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "p
 
 def read_path(path: Path, split: str | None, limit: int | None) -> Table:
     if path.is_dir():
-        with quiet_datasets():
-            saved = load_from_disk(str(path))
-        if isinstance(saved, DatasetDict):
-            split = split or "train"
-            if split not in saved:
-                raise ProblemLoadError(f"{path}: no split {split!r}; it has {sorted(saved)}. Pass split=...")
-            saved = saved[split]
-        return _dataset_table(str(path), saved, limit)
+        return read_saved(path, split, limit)
     file_format = FILE_FORMATS.get(path.suffix.lower())
     if file_format is None:
         raise ProblemLoadError(f"{path}: unknown file type {path.suffix!r}; use one of {sorted(FILE_FORMATS)}")
@@ -159,6 +155,9 @@ def read_path(path: Path, split: str | None, limit: int | None) -> Table:
         return read_csv(path, limit)
     if file_format == "json":
         return read_json(path, limit)
+    from datasets import load_dataset  # here, not at the top: see quiet_datasets
+    from datasets.exceptions import DatasetGenerationError
+
     try:
         with quiet_datasets():
             dataset = load_dataset(file_format, data_files=str(path), split="train")
@@ -167,7 +166,24 @@ def read_path(path: Path, split: str | None, limit: int | None) -> Table:
     return _dataset_table(str(path), dataset, limit)
 
 
+def read_saved(path: Path, split: str | None, limit: int | None) -> Table:
+    """A folder written by `Dataset.save_to_disk` (a `DatasetDict` is read at `split`)."""
+    from datasets import DatasetDict, load_from_disk  # here, not at the top: see quiet_datasets
+
+    with quiet_datasets():
+        saved = load_from_disk(str(path))
+    if isinstance(saved, DatasetDict):
+        split = split or "train"
+        if split not in saved:
+            raise ProblemLoadError(f"{path}: no split {split!r}; it has {sorted(saved)}. Pass split=...")
+        saved = saved[split]
+    return _dataset_table(str(path), saved, limit)
+
+
 def read_hub(name: str, split: str, limit: int | None) -> Table:
+    from datasets import load_dataset  # here, not at the top: see quiet_datasets
+    from datasets.exceptions import DatasetNotFoundError
+
     try:
         with quiet_datasets():
             dataset = load_dataset(name, split=split)

@@ -19,11 +19,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from qednano.records.limits import DEFAULT_MAX_FAILURES
 from qednano.records.sample import SampleRecord
 from qednano.scaffolds.base import Attempt
 
 Stage = Literal["generation", "grading"]
-DEFAULT_MAX_FAILURES = 0.1
 EXAMPLE_LIMIT = 300  # characters of an example message worth showing
 
 

@@ -77,49 +77,62 @@ async def evaluate_pairs(
     bar = progress_bar()
     generated = bar.add_task("generate", total=len(work), visible=generates)
     graded = bar.add_task("grade", total=len(work) if grader else 0, visible=grader is not None)
-    gate = asyncio.Semaphore(concurrency)
 
     async def run_one(problem: Problem, index: int) -> SampleRecord:
-        async with gate:
+        record = previous.get((problem.id, index))
+        if needs_generation(record):
+            attempt = await scaffold.solve(problem, index)
+            record = SampleRecord.start(problem, attempt)
+            store.append(record)
+        bar.advance(generated)
+        if grader is not None and needs_grading(record):
+            grade = await grader.grade(problem, record.attempt.proof, index)
+            record = record.model_copy(update={"grade": grade})
+            store.append(record)
+        if grader is not None:
+            bar.advance(graded)
+        if sample_failure(record) is not None:
+            failed.append(record)
             if len(failed) > tolerated:
-                raise asyncio.CancelledError  # the run is stopping: start nothing new
-            record = previous.get((problem.id, index))
-            if needs_generation(record):
-                attempt = await scaffold.solve(problem, index)
-                record = SampleRecord.start(problem, attempt)
-                store.append(record)
-            bar.advance(generated)
-            if grader is not None and needs_grading(record):
-                grade = await grader.grade(problem, record.attempt.proof, index)
-                record = record.model_copy(update={"grade": grade})
-                store.append(record)
-            if grader is not None:
-                bar.advance(graded)
-            if sample_failure(record) is not None:
-                failed.append(record)
-                if len(failed) > tolerated:
-                    summary = summarize(failed)
-                    raise RunFailed(f"stopped early: {len(failed)} samples failed, more than --max-failures "
-                                    f"tolerates ({tolerated} of {len(work)}); {commonest(summary)}", summary)
-            return record
+                summary = summarize(failed)
+                raise RunFailed(f"stopped early: {len(failed)} samples failed, more than --max-failures "
+                                f"tolerates ({tolerated} of {len(work)}); {commonest(summary)}", summary)
+        return record
 
-    with bar:
-        records = await run_all([run_one(p, i) for p, i in work])
+    try:
+        with bar:
+            records = await run_all(run_one, work, concurrency)
+    finally:
+        store.close()
     wanted = {r.key for r in records}
     leftovers = [r for key, r in previous.items() if key not in wanted]
-    store.compact(records + leftovers)
+    if store.superseded:  # else the file already holds one line per sample: a finished run is left as it is
+        store.compact(records + leftovers)
     return records
 
 
-async def run_all(jobs: list) -> list[SampleRecord]:
-    """Await every job, in order; the first exception cancels the others and is raised."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
+async def run_all(run_one, work: Sequence[tuple[Problem, int]], concurrency: int) -> list[SampleRecord]:
+    """`run_one(problem, index)` for every pair of `work`, `concurrency` at a time; results in
+    work order. The first exception stops the others and is raised.
+
+    A fixed set of workers takes the pairs in turn, rather than a task per pair waiting on a
+    semaphore: with thousands of pairs, the tasks and the semaphore's queue cost more CPU than
+    the calls they wait for."""
+    results: list[SampleRecord | None] = [None] * len(work)
+    todo = iter(enumerate(work))  # shared by the workers: each takes the next pair
+
+    async def worker() -> None:
+        for position, (problem, index) in todo:
+            results[position] = await run_one(problem, index)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(work)))]
     try:
-        return list(await asyncio.gather(*tasks))
+        await asyncio.gather(*workers)
     finally:
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
+    return results
 
 
 class Replay:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from math import comb, prod
 
 import numpy as np
-from scipy.stats import permutation_test
 
 
 def _check_k(n: int, k: int) -> None:
@@ -101,6 +100,8 @@ def sign_flip_p_value(a: Sequence[float], b: Sequence[float], n_resamples: int =
     `n_resamples` random flips otherwise. The two-sided p-value is twice the smaller tail,
     capped at 1. Identical runs (all differences zero) give 1.
     """
+    from scipy.stats import permutation_test  # seconds to import; only comparisons need it
+
     diffs = paired_differences(a, b)
     if diffs.size == 0:
         raise ValueError("sign_flip_p_value needs at least one paired value")

@@ -3,7 +3,17 @@ from trl.trainer.utils import get_callable_name, is_async_callable
 
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade
-from qednano.grading.reward import completion_text, grader_reward, proof_of
+from qednano.grading.build import AnswerGrader
+from qednano.llm.types import Completion
+from qednano.train.rewards import (
+    GraderDown,
+    completion_text,
+    format_penalty,
+    grade_reward,
+    grader_reward,
+    length_penalty,
+    proof_of,
+)
 from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
 from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
@@ -132,3 +142,51 @@ async def test_reward_with_a_rubric_grader_on_a_scripted_model() -> None:
         problem_id=["a", "b", "a"],
     )
     assert rewards == [1.0, 0.0, 0.0]
+
+
+def failing_judge(messages, sampling) -> Completion:
+    return Completion.failure("judge", "http_503", "service unavailable")
+
+
+async def test_failed_grader_calls_abstain_are_counted_and_logged(caplog) -> None:
+    metrics: dict[str, float] = {}
+    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "reference")
+    reward = grader_reward(grader, PROBLEMS)
+    with caplog.at_level("WARNING"):
+        rewards = await reward(
+            prompts=["p"] * 2, completions=["a proof", "<think>never closed"], problem_id=["a", "b"],
+            log_metric=lambda name, value: metrics.__setitem__(name, value),
+        )
+    assert rewards == [None, 0.0]  # the failure abstains; the unclosed reasoning is a real zero
+    assert metrics["grader/failed_fraction"] == 0.5
+    assert metrics["grader/no_proof_fraction"] == 0.5
+    assert "service unavailable" in caplog.text
+
+
+async def test_a_grader_that_is_down_stops_training() -> None:
+    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "reference")
+    reward = grader_reward(grader, PROBLEMS, max_failed_fraction=0.5)
+    with pytest.raises(GraderDown, match="2 of 2 grader calls failed.*service unavailable"):
+        await reward(prompts=["p"] * 2, completions=["x", "y"], problem_id=["a", "b"])
+
+
+async def test_answer_reward_checks_the_text_after_reasoning_with_math_verify() -> None:
+    problems = {"s": Problem(id="s", statement="What is 2+3?", short_answer="5")}
+    reward = grade_reward(AnswerGrader(None), problems, kind="answer")
+    logged: dict[str, list] = {}
+    rewards = await reward(
+        prompts=["p"] * 4,
+        completions=["So \\boxed{5}", "<think>\\boxed{5}</think>\\boxed{6}", "\\boxed{5.0}", "<think>\\boxed{5}"],
+        problem_id=["s"] * 4,
+        log_extra=lambda column, values: logged.__setitem__(column, values),
+    )
+    assert rewards == [1.0, 0.0, 1.0, 0.0]
+    assert logged == {"answer_status": ["graded", "graded", "graded", "no_proof"]}
+    assert get_callable_name(reward) == "answer_math-verify"
+
+
+def test_length_and_format_penalties() -> None:
+    length = length_penalty(0.5, max_tokens=10)
+    assert length(completions=["a", "b"], completion_ids=[[1] * 10, [1] * 2]) == [-0.5, -0.1]
+    fmt = format_penalty(0.2, reasoning_in_prompt=True)
+    assert fmt(completions=["r</think>proof", "still thinking", "r</think>  "]) == [0.0, -0.2, -0.2]

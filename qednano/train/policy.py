@@ -1,0 +1,54 @@
+"""The model being trained: a Hugging Face name, a local folder, or the embedded SmolLM2 in fp32.
+
+The embedded model ships as a 4-bit GGUF file; transformers dequantizes it to fp32 on load but
+still marks the model as quantized, and `Trainer` refuses to train "purely quantized" models.
+The weights really are fp32 by then, so the marks are cleared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qednano.llm.embedded import find_gguf
+from qednano.llm.registry import registered_models
+
+THINK_OPEN = "<think>"
+
+
+def embedded_gguf(name: str) -> Path | None:
+    """The GGUF file of a registered embedded model (e.g. `smollm2`), else None."""
+    if Path(name).exists():
+        return None
+    entry = registered_models().get(name)
+    if entry is None or entry[0].backend != "embedded":
+        return None
+    return find_gguf(entry[0].model)
+
+
+def load_policy(name: str, dtype: str = "float32") -> tuple[Any, Any]:
+    """(model, tokenizer) for training, from a name, a folder or a registered embedded model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf(name)
+    if gguf is None:
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype), AutoTokenizer.from_pretrained(name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    model.is_quantized = False
+    return model, tokenizer
+
+
+def generation_prompt(tokenizer: Any) -> str:
+    """What the chat template appends after a user turn to start the assistant's reply."""
+    turn = [{"role": "user", "content": "x"}]
+    bare = tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=False)
+    opened = tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+    return opened[len(bare):] if opened.startswith(bare) else opened
+
+
+def template_opens_reasoning(tokenizer: Any) -> bool:
+    """True when the template's generation prompt already opens `<think>` (Qwen3 thinking models)."""
+    return generation_prompt(tokenizer).rstrip().endswith(THINK_OPEN)

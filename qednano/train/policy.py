@@ -7,11 +7,14 @@ The weights really are fp32 by then, so the marks are cleared.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from qednano.llm.embedded import find_gguf
+from qednano.llm.embedded import file_digest, find_gguf
 from qednano.llm.registry import registered_models
+from qednano.paths import cache_root
 
 THINK_OPEN = "<think>"
 
@@ -33,12 +36,26 @@ def load_policy(name: str, dtype: str = "float32") -> tuple[Any, Any]:
     gguf = embedded_gguf(name)
     if gguf is None:
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype), AutoTokenizer.from_pretrained(name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_tokenizer_dir(gguf))
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
     model.is_quantized = False
     return model, tokenizer
+
+
+def embedded_tokenizer_dir(gguf: Path) -> Path:
+    """The GGUF's tokenizer saved once as a folder: reading it from the GGUF takes ~12 s each time."""
+    from transformers import AutoTokenizer
+
+    folder = cache_root() / "tokenizers" / f"{gguf.stem}-{file_digest(gguf)}"
+    if not (folder / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        work = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        tokenizer.save_pretrained(work)
+        shutil.rmtree(folder, ignore_errors=True)  # a torn folder left by a killed writer
+        work.replace(folder)
+    return folder
 
 
 def generation_prompt(tokenizer: Any) -> str:
@@ -52,3 +69,15 @@ def generation_prompt(tokenizer: Any) -> str:
 def template_opens_reasoning(tokenizer: Any) -> bool:
     """True when the template's generation prompt already opens `<think>` (Qwen3 thinking models)."""
     return generation_prompt(tokenizer).rstrip().endswith(THINK_OPEN)
+
+
+def template_writes_opener(tokenizer: Any) -> bool:
+    """True when rendering an assistant turn that starts with `<think>` yields two of them.
+
+    Qwen3-Thinking's template re-renders the reasoning it finds before `</think>` with a single
+    opening tag, so either completion form gives one; a template that writes `<think>` before
+    every assistant turn gives two, and there the completion must leave the tag out.
+    """
+    turn = [{"role": "user", "content": "x"}, {"role": "assistant", "content": f"{THINK_OPEN}\nr\n</think>\n\np"}]
+    rendered = tokenizer.apply_chat_template(turn, tokenize=False)
+    return rendered.count(THINK_OPEN) > 1

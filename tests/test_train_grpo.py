@@ -4,6 +4,7 @@ import pytest
 import torch
 from tiny_policy import save_tiny_policy
 
+from qednano.grading.proof_grader import VARIANTS
 from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
 from qednano.llm.scripted import BUILTIN_SCRIPTS
 from qednano.llm.types import Completion
@@ -108,3 +109,24 @@ def test_bad_rl_recipes_name_file_and_field(tmp_path, text, message) -> None:
     path.write_text("dataset: problems.jsonl\nuse_cpu: true\n" + text)
     with pytest.raises(RecipeError, match=rf"rl.yaml: .*{message}"):
         load_recipe(str(path), RLRecipe)
+
+
+@pytest.mark.parametrize(("name", "kind", "overrides"), [
+    ("sft-tiny", "sft", {}), ("sft-qed-nano", "sft", {}), ("rl-tiny", "rl", {}), ("rl-tiny-addition", "rl", {}),
+    ("rl-qed-nano", "rl", {"grader_variant": "strict", "use_vllm": False, "bf16": False}),
+])
+def test_shipped_recipes_load(name, kind, overrides) -> None:
+    from qednano.train.sft import SFTRecipe
+
+    config, settings = load_recipe(name, SFTRecipe if kind == "sft" else RLRecipe, {"use_cpu": True, **overrides})
+    assert config.max_steps == settings["max_steps"]
+    if name == "rl-qed-nano":
+        assert (config.learning_rate, config.lr_scheduler_type.value, config.temperature) == (1e-6, "constant", 0.8)
+        assert (config.beta, config.scale_rewards, config.entropy_coef, config.max_grad_norm) == (0.0, "none", 1e-4, 0.3)
+        assert (config.num_generations, config.generation_batch_size, config.max_completion_length) == (16, 1024, 49152)
+
+
+@pytest.mark.skipif("marking_scheme" in VARIANTS, reason="the marking-scheme grader variant has landed")
+def test_the_paper_rl_recipe_waits_for_the_marking_scheme_variant() -> None:
+    with pytest.raises(RecipeError, match=r"rl-qed-nano.yaml: field 'grader_variant': 'marking_scheme'"):
+        load_recipe("rl-qed-nano", RLRecipe, {"use_cpu": True, "use_vllm": False, "bf16": False})

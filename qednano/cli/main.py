@@ -41,6 +41,7 @@ from qednano.cli.common import (
     user_errors,
 )
 from qednano.cli.data import data_app
+from qednano.cli.train import app as train_app
 from qednano.cli.view import view
 from qednano.records.limits import DEFAULT_MAX_FAILURES
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Train and evaluate small models that write olympiad proofs.", no_args_is_help=True)
 app.command()(view)
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
 
 
 @app.command()

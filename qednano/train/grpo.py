@@ -32,7 +32,7 @@ from qednano.problems.record import Problem
 from qednano.train.data import rl_problems, rl_rows
 from qednano.train.policy import load_policy, template_opens_reasoning
 from qednano.train.rewards import format_penalty, grade_reward, length_penalty
-from qednano.train.runfiles import MetricsFile, append_jsonl, last_checkpoint, run_record, save_final
+from qednano.train.runfiles import MetricsFile, append_jsonl, run_training
 
 REWARDS = ("grader", "answer", "length", "format")
 
@@ -227,13 +227,14 @@ def reasoning_cache(config: RLRecipe, problems: list[Problem], rows: list[dict],
 def train_rl(config: RLRecipe, settings: dict[str, Any]) -> Any:
     """Train, writing the run directory; returns TRL's TrainOutput."""
     trainer, tokenizer, models = build_trainer(config)
-    with run_record(config, "train-rl", settings, models=models):
-        try:
-            result = trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir, config.resume))
-            save_final(trainer, tokenizer, config.output_dir)
-        finally:
-            close_models(trainer, models)
-    return result
+    return run_rl(trainer, tokenizer, models, settings)
+
+
+def run_rl(trainer: QedGRPOTrainer, tokenizer: Any, models: list[Model], settings: dict[str, Any]) -> Any:
+    try:
+        return run_training(trainer, tokenizer, "train-rl", settings, models=models)
+    finally:
+        close_models(trainer, models)
 
 
 def close_models(trainer: QedGRPOTrainer, models: list[Model]) -> None:

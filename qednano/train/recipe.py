@@ -80,5 +80,13 @@ def build_config(config_class: type[Config], settings: dict[str, Any], where: st
 def load_recipe(name: str, config_class: type[Config], overrides: dict[str, Any] | None = None) -> tuple[Config, dict]:
     """The config of a recipe file with overrides, and the settings it was built from (for the manifest)."""
     path = find_recipe(name)
-    settings = apply_overrides(read_recipe(path), overrides or {})
+    settings = apply_overrides(beside(read_recipe(path), path), overrides or {})
     return build_config(config_class, settings, str(path)), settings
+
+
+def beside(settings: dict[str, Any], recipe: Path) -> dict[str, Any]:
+    """A relative `dataset` path that names a file or folder beside the recipe is read from there."""
+    dataset = settings.get("dataset")
+    if isinstance(dataset, str) and not Path(dataset).is_absolute() and (recipe.parent / dataset).exists():
+        return {**settings, "dataset": str((recipe.parent / dataset).resolve())}
+    return settings

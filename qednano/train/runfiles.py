@@ -73,3 +73,12 @@ def save_final(trainer: Any, tokenizer: Any, run_dir: str | Path) -> Path:
     if trainer.args.process_index == 0:
         tokenizer.save_pretrained(str(out))
     return out
+
+
+def run_training(trainer: Any, tokenizer: Any, command: str, settings: dict[str, Any], models: list | None = None) -> Any:
+    """Train (resuming from the newest checkpoint when asked), save model/, keep the manifest; TRL's TrainOutput."""
+    config = trainer.args
+    with run_record(config, command, settings, models=models):
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir, config.resume))
+        save_final(trainer, tokenizer, config.output_dir)
+    return result

@@ -14,7 +14,7 @@ from trl import SFTConfig, SFTTrainer
 
 from qednano.train.data import read_table, sft_rows
 from qednano.train.policy import load_policy, template_writes_opener
-from qednano.train.runfiles import MetricsFile, last_checkpoint, run_record, save_final
+from qednano.train.runfiles import MetricsFile, run_training
 
 
 @dataclass
@@ -74,7 +74,4 @@ def build_trainer(config: SFTRecipe) -> tuple[SFTTrainer, Any]:
 def train_sft(config: SFTRecipe, settings: dict[str, Any]) -> Any:
     """Train, writing the run directory; returns TRL's TrainOutput."""
     trainer, tokenizer = build_trainer(config)
-    with run_record(config, "train-sft", settings):
-        result = trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir, config.resume))
-        save_final(trainer, tokenizer, config.output_dir)
-    return result
+    return run_training(trainer, tokenizer, "train-sft", settings)

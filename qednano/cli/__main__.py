@@ -1,0 +1,5 @@
+"""`python -m qednano.cli ...` (what `torchrun -m qednano.cli` runs on every rank)."""
+
+from qednano.cli import app
+
+app()

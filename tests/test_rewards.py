@@ -174,14 +174,19 @@ async def test_answer_reward_checks_the_text_after_reasoning_with_math_verify() 
     problems = {"s": Problem(id="s", statement="What is 2+3?", short_answer="5")}
     reward = grade_reward(AnswerGrader(None), problems, kind="answer")
     logged: dict[str, list] = {}
+    metrics: dict[str, float] = {}
     rewards = await reward(
-        prompts=["p"] * 4,
-        completions=["So \\boxed{5}", "<think>\\boxed{5}</think>\\boxed{6}", "\\boxed{5.0}", "<think>\\boxed{5}"],
-        problem_id=["s"] * 4,
+        prompts=["p"] * 5,
+        completions=["So \\boxed{5}", "<think>\\boxed{5}</think>\\boxed{6}", "\\boxed{5.0}", "<think>\\boxed{5}",
+                     "I am not sure at all"],
+        problem_id=["s"] * 5,
         log_extra=lambda column, values: logged.__setitem__(column, values),
+        log_metric=lambda name, value: metrics.__setitem__(name, value),
     )
-    assert rewards == [1.0, 0.0, 1.0, 0.0]
-    assert logged == {"answer_status": ["graded", "graded", "graded", "no_proof"]}
+    # An answer that cannot be read did not answer the question: 0, counted apart from ungraded checks.
+    assert rewards == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert logged == {"answer_status": ["graded", "graded", "graded", "no_proof", "unreadable"]}
+    assert metrics["answer/unreadable_fraction"] == 0.2
     assert get_callable_name(reward) == "answer_math-verify"
 
 

@@ -16,6 +16,10 @@ counted; a failed grader call is also ungraded, logged with its error and counte
 and when more than `max_failed_fraction` of a batch fails the grader is taken to be down and
 training stops rather than learning from abstentions.
 
+The answer reward asks the task's question of the answer checker: a completion whose final
+answer cannot be read (no \\boxed{}, words) did not answer, so it scores 0 and is counted as
+`unreadable`; only checks that could not run (timeouts, failed judge calls) abstain.
+
 All completions of a step are graded at once (`asyncio.gather`): G completions cost about one
 grader latency, not G. The Model layer under the grader caches and retries each call.
 
@@ -109,7 +113,7 @@ def grade_reward(
         proofs = [proof_of(c, reasoning_in_prompt) for c in completions]
         grades = await asyncio.gather(*(grade_one(grader, problems[pid], p) for pid, p in zip(ids, proofs, strict=True)))
         report(grades, columns, kind, status_column, max_failed_fraction)
-        return [g.fraction for g in grades]
+        return [0.0 if kind == "answer" and unreadable(g) else g.fraction for g in grades]
 
     reward.__name__ = f"{kind}_{grader.name}"  # TRL logs rewards under the function's name
     return reward
@@ -124,6 +128,11 @@ async def grade_one(grader: ProofGrader, problem: Problem, proof: str) -> Grade:
     if not proof.strip():
         return Grade(status="no_proof", score=0, grader=grader.name)
     return await grader.grade(problem, proof)
+
+
+def unreadable(grade: Grade) -> bool:
+    """The answer checker found no final answer it could read (as opposed to a check that failed)."""
+    return grade.status == "ungraded" and (grade.error or "").startswith("unparsed")
 
 
 def call_failed(grade: Grade) -> bool:
@@ -143,8 +152,10 @@ def report(grades: Sequence[Grade], columns: Mapping[str, Any], kind: str, statu
         "ungraded_fraction": sum(g.status == "ungraded" for g in grades) / len(grades),
         "failed_fraction": len(failed) / len(grades),
     }
+    if kind == "answer":
+        shares["unreadable_fraction"] = sum(unreadable(g) for g in grades) / len(grades)
     if log_extra := columns.get("log_extra"):
-        log_extra(status_column, [g.status for g in grades])
+        log_extra(status_column, ["unreadable" if kind == "answer" and unreadable(g) else g.status for g in grades])
     if log_metric := columns.get("log_metric"):
         for name, share in shares.items():
             log_metric(f"{kind}/{name}", share)

@@ -1,10 +1,15 @@
 import pytest
 from trl.trainer.utils import get_callable_name, is_async_callable
 
+from qednano.grading.build import AnswerGrader
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade
-from qednano.grading.build import AnswerGrader
+from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
+from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
+from qednano.llm.model import Model
+from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion
+from qednano.problems.record import Problem
 from qednano.train.rewards import (
     GraderDown,
     completion_text,
@@ -14,10 +19,6 @@ from qednano.train.rewards import (
     length_penalty,
     proof_of,
 )
-from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
-from qednano.llm.model import Model
-from qednano.llm.scripted import ScriptedBackend
-from qednano.problems.record import Problem
 
 PROBLEMS = {
     "a": Problem(id="a", statement="Prove A.", reference_solution="Ref A."),

@@ -5,7 +5,6 @@ from qednano.grading.build import AnswerGrader
 from qednano.grading.proof_grader import RubricGrader
 from qednano.grading.record import Grade
 from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
 from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion

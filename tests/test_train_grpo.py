@@ -5,7 +5,7 @@ import torch
 from tiny_policy import save_tiny_policy
 
 from qednano.grading.proof_grader import VARIANTS
-from qednano.grading.verdict import PROOF_BEGIN, PROOF_END
+from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
 from qednano.llm.scripted import BUILTIN_SCRIPTS
 from qednano.llm.types import Completion
 from qednano.train.grpo import RLRecipe, build_trainer, train_rl

@@ -10,7 +10,7 @@ import pytest
 from fault_server import FaultServer, reply
 from tiny_policy import save_tiny_policy
 
-from qednano.grading.verdict import PROOF_BEGIN
+from qednano.grading.untrusted import PROOF_BEGIN
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [{"id": f"r{n}", "problem": f"Show that {n} + {n} is even.", "reasoning_content": f"{n}+{n} = 2*{n}.",

@@ -131,8 +131,9 @@ async def grade_one(grader: ProofGrader, problem: Problem, proof: str) -> Grade:
 
 
 def unreadable(grade: Grade) -> bool:
-    """The answer checker found no final answer it could read (as opposed to a check that failed)."""
-    return grade.status == "ungraded" and (grade.error or "").startswith("unparsed")
+    """math-verify found no final answer it could read, and no judge was asked (a judge whose verdict
+    could not be read, a timeout or a failed check is a check that did not happen, not a wrong answer)."""
+    return grade.status == "ungraded" and not grade.calls and (grade.error or "").startswith("unparsed")
 
 
 def call_failed(grade: Grade) -> bool:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_policy import save_tiny_policy
 from typer.testing import CliRunner
 
 from qednano.cli import app
+from qednano.train.policy import save_tiny_random_policy as save_tiny_policy
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -2,13 +2,13 @@ import json
 
 import pytest
 import torch
-from tiny_policy import save_tiny_policy
 
 from qednano.grading.proof_grader import VARIANTS
 from qednano.grading.untrusted import PROOF_BEGIN, PROOF_END
 from qednano.llm.scripted import BUILTIN_SCRIPTS
 from qednano.llm.types import Completion
 from qednano.train.grpo import RLRecipe, build_trainer, train_rl
+from qednano.train.policy import save_tiny_random_policy as save_tiny_policy
 from qednano.train.recipe import RecipeError, load_recipe
 from qednano.train.rewards import proof_of
 

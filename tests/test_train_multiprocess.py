@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from fault_server import FaultServer, reply
-from tiny_policy import save_tiny_policy
 
 from qednano.grading.untrusted import PROOF_BEGIN
+from qednano.train.policy import save_tiny_random_policy as save_tiny_policy
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [{"id": f"r{n}", "problem": f"Show that {n} + {n} is even.", "reasoning_content": f"{n}+{n} = 2*{n}.",

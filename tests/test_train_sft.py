@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from tiny_policy import save_tiny_policy
 
 from qednano.train.data import DataError
+from qednano.train.policy import save_tiny_random_policy as save_tiny_policy
 from qednano.train.recipe import RecipeError, load_recipe
 from qednano.train.sft import SFTRecipe, build_trainer, train_sft
 

@@ -81,3 +81,24 @@ def template_writes_opener(tokenizer: Any) -> bool:
     turn = [{"role": "user", "content": "x"}, {"role": "assistant", "content": f"{THINK_OPEN}\nr\n</think>\n\np"}]
     rendered = tokenizer.apply_chat_template(turn, tokenize=False)
     return rendered.count(THINK_OPEN) > 1
+
+
+def save_tiny_random_policy(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer random-weight llama with the real SmolLM2 tokenizer, saved as a model folder.
+
+    For tests and benchmarks of the training machinery (labels, gradients, files, timings):
+    it loads through the real `from_pretrained` path in a second and says nothing sensible.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_tokenizer_dir(embedded_gguf("smollm2")))
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -6,8 +6,9 @@ seconds per call. qednano grades all completions of a step at once, so the extra
 should be about L, not G x L. The policy is a tiny random-weight llama with the SmolLM2
 tokenizer (`--policy smollm2` for the real one): what is measured is the grading, and a short
 step keeps the noise of a shared CPU small against L. Step times are medians after the first.
+On a busy 2-core machine steps still vary by several seconds, so L defaults to 20 s.
 
-    python bench/rl_grader_overlap.py --latency 1 --steps 6
+    python bench/rl_grader_overlap.py                 # L = 20 s, 5 steps each (about 5 minutes)
 
 Last line: `extra step time / L R` (target <= 1.2; grading one completion after another would
 give about G).
@@ -58,8 +59,8 @@ def median_step_time(policy: str, latency: float, steps: int, generations: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=1.0, help="grader seconds per call (L)")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--latency", type=float, default=20.0, help="grader seconds per call (L)")
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--policy", default="tiny", help="`tiny` (random weights) or any model load_policy takes")
     parser.add_argument("--generations", type=int, default=8, help="completions per step (G)")
     args = parser.parse_args()

@@ -18,7 +18,7 @@ from typing import Any
 
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
-from qednano.scaffolds.direct import solve_messages
+from qednano.prompts import SHIPPED
 
 SFT_COLUMNS = ("problem", "reasoning_content", "proof")
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -50,6 +50,11 @@ def read_table(source: str, split: str = "train") -> Any:
         raise DataError(f"{source}: not a file, a folder, or a reachable Hugging Face dataset ({err})") from err
 
 
+def prompt_messages(statement: str, prompt: str = "solve") -> list[dict[str, str]]:
+    """The user turn: the problem in a shipped prompt (`solve`, `solve_answer`, or `statement` alone)."""
+    return [{"role": "user", "content": SHIPPED.fill(prompt, problem=statement)}]
+
+
 def completion_text(reasoning: str, proof: str, template_opens: bool = False) -> str:
     body = f"{reasoning.strip()}\n</think>\n\n{proof.strip()}"
     return body if template_opens else f"<think>\n{body}"
@@ -69,9 +74,9 @@ def sft_rows(table: Any, source: str, *, prompt: str = "solve", template_opens: 
         for column in ("problem", "proof"):
             if not isinstance(row[column], str) or not row[column].strip():
                 raise DataError(f"{source}: row {index}: column {column!r} is empty")
-        problem = Problem(id=str(index), statement=row["problem"])
         text = completion_text(row["reasoning_content"] or "", row["proof"], template_opens)
-        rows.append({"prompt": solve_messages(problem, prompt), "completion": [{"role": "assistant", "content": text}]})
+        rows.append({"prompt": prompt_messages(row["problem"], prompt),
+                     "completion": [{"role": "assistant", "content": text}]})
     if not rows:
         raise DataError(f"{source}: no rows to train on")
     return rows
@@ -92,4 +97,4 @@ def rl_problems(source: str, *, split: str | None, columns: dict[str, Any] | Non
 
 def rl_rows(problems: list[Problem], prompt: str = "solve") -> list[dict[str, Any]]:
     """One prompt row per problem; the `problem_id` column lets the rewards find the problem."""
-    return [{"prompt": solve_messages(p, prompt), "problem_id": p.id} for p in problems]
+    return [{"prompt": prompt_messages(p.statement, prompt), "problem_id": p.id} for p in problems]

@@ -50,7 +50,7 @@ class RLRecipe(GRPOConfig):
                                                                           "{statement: question, short_answer: answer}."})
     max_rows: int | None = field(default=None, metadata={"help": "Train on the first N problems only (None: all)."})
     prompt: str = field(default="solve", metadata={"help": "Scaffold prompt the problem is put in: `solve` (proofs) "
-                                                           "or `answer` (boxed short answers), as evaluation asks."})
+                                                           "`solve_answer` (boxed short answers) or `statement` (the problem alone), as evaluation asks."})
     rewards: list[str] = field(default_factory=lambda: ["grader"], metadata={
         "help": f"Reward functions, weighted by reward_weights: any of {', '.join(REWARDS)}."})
     graders: list[str] = field(default_factory=list, metadata={"help": "Grader models for the `grader` reward "

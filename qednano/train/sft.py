@@ -36,7 +36,7 @@ class SFTRecipe(SFTConfig):
     prompt: str = field(
         default="solve",
         metadata={"help": "Scaffold prompt the problem is put in (qednano/scaffolds/prompts/NAME.txt); use the one "
-                          "the model will be evaluated with: `solve` for proofs, `answer` for short answers."},
+                          "the model will be evaluated with: `solve` for proofs, `solve_answer` for short answers."},
     )
     resume: bool = field(
         default=True, metadata={"help": "Continue from the newest checkpoint-N in output_dir when there is one."}

@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from qednano.grading.reward import proof_of
 
 from qednano.grading.build import GradingConfig, build_grader
 from qednano.grading.record import Grade
-from qednano.grading.reward import proof_of
 from qednano.grading.self_evaluation import strip_self_evaluation
 from qednano.llm.model import Model
 from qednano.llm.registry import build_model

@@ -150,7 +150,7 @@ def failing_judge(messages, sampling) -> Completion:
 
 async def test_failed_grader_calls_abstain_are_counted_and_logged(caplog) -> None:
     metrics: dict[str, float] = {}
-    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "reference")
+    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "no_reference")
     reward = grader_reward(grader, PROBLEMS)
     with caplog.at_level("WARNING"):
         rewards = await reward(
@@ -164,7 +164,7 @@ async def test_failed_grader_calls_abstain_are_counted_and_logged(caplog) -> Non
 
 
 async def test_a_grader_that_is_down_stops_training() -> None:
-    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "reference")
+    grader = RubricGrader(Model("judge", ScriptedBackend(failing_judge)), "no_reference")
     reward = grader_reward(grader, PROBLEMS, max_failed_fraction=0.5)
     with pytest.raises(GraderDown, match="2 of 2 grader calls failed.*service unavailable"):
         await reward(prompts=["p"] * 2, completions=["x", "y"], problem_id=["a", "b"])
@@ -183,10 +183,10 @@ async def test_answer_reward_checks_the_text_after_reasoning_with_math_verify() 
         log_extra=lambda column, values: logged.__setitem__(column, values),
         log_metric=lambda name, value: metrics.__setitem__(name, value),
     )
-    # An answer that cannot be read did not answer the question: 0, counted apart from ungraded checks.
+    # An answer that cannot be read did not answer the question: the checker grades it 0.
     assert rewards == [1.0, 0.0, 1.0, 0.0, 0.0]
-    assert logged == {"answer_status": ["graded", "graded", "graded", "no_proof", "unreadable"]}
-    assert metrics["answer/unreadable_fraction"] == 0.2
+    assert logged == {"answer_status": ["graded", "graded", "graded", "no_proof", "graded"]}
+    assert metrics["answer/no_proof_fraction"] == 0.2
     assert get_callable_name(reward) == "answer_math-verify"
 
 

@@ -46,7 +46,7 @@ def seen(monkeypatch, scripted_registry):
 def recipe(tmp_path, model, **changes) -> RLRecipe:
     data = tmp_path / "problems.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
-    settings = dict(model=str(model), dataset=str(data), graders=["length-grader"], grader_variant="reference",
+    settings = dict(model=str(model), dataset=str(data), graders=["length-grader"], grader_variant="no_reference",
                     output_dir=str(tmp_path / "run"), use_cpu=True, bf16=False, report_to="none", max_steps=1,
                     per_device_train_batch_size=4, num_generations=4, max_completion_length=12, learning_rate=0.1,
                     logging_steps=1, save_steps=1, seed=0, disable_tqdm=True, log_completions=True,

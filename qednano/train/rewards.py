@@ -16,10 +16,6 @@ counted; a failed grader call is also ungraded, logged with its error and counte
 and when more than `max_failed_fraction` of a batch fails the grader is taken to be down and
 training stops rather than learning from abstentions.
 
-The answer reward asks the task's question of the answer checker: a completion whose final
-answer cannot be read (no \\boxed{}, words) did not answer, so it scores 0 and is counted as
-`unreadable`; only checks that could not run (timeouts, failed judge calls) abstain.
-
 All completions of a step are graded at once (`asyncio.gather`): G completions cost about one
 grader latency, not G. The Model layer under the grader caches and retries each call.
 
@@ -35,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from qednano.grading.record import Grade, ProofGrader
-from qednano.llm.types import split_reasoning
+from qednano.llm.types import proof_text
 from qednano.problems.record import Problem
 
 log = logging.getLogger(__name__)
@@ -68,11 +64,7 @@ def proof_of(completion: str | list[dict[str, Any]], reasoning_in_prompt: bool =
     `reasoning_in_prompt`: the chat template opens `<think>` inside the prompt, so a completion
     without `</think>` is reasoning that never closed (not a proof without reasoning).
     """
-    text = completion_text(completion)
-    if reasoning_in_prompt and "</think>" not in text:
-        return ""
-    _, content, closed = split_reasoning(text)
-    return content if closed else ""
+    return proof_text(completion_text(completion), reasoning_in_prompt)
 
 
 def problem_ids(columns: Mapping[str, Any], problems: Mapping[str, Problem], id_column: str) -> list[str]:
@@ -113,7 +105,7 @@ def grade_reward(
         proofs = [proof_of(c, reasoning_in_prompt) for c in completions]
         grades = await asyncio.gather(*(grade_one(grader, problems[pid], p) for pid, p in zip(ids, proofs, strict=True)))
         report(grades, columns, kind, status_column, max_failed_fraction)
-        return [0.0 if kind == "answer" and unreadable(g) else g.fraction for g in grades]
+        return [g.fraction for g in grades]
 
     reward.__name__ = f"{kind}_{grader.name}"  # TRL logs rewards under the function's name
     return reward
@@ -128,12 +120,6 @@ async def grade_one(grader: ProofGrader, problem: Problem, proof: str) -> Grade:
     if not proof.strip():
         return Grade(status="no_proof", score=0, grader=grader.name)
     return await grader.grade(problem, proof)
-
-
-def unreadable(grade: Grade) -> bool:
-    """math-verify found no final answer it could read, and no judge was asked (a judge whose verdict
-    could not be read, a timeout or a failed check is a check that did not happen, not a wrong answer)."""
-    return grade.status == "ungraded" and not grade.calls and (grade.error or "").startswith("unparsed")
 
 
 def call_failed(grade: Grade) -> bool:
@@ -153,10 +139,8 @@ def report(grades: Sequence[Grade], columns: Mapping[str, Any], kind: str, statu
         "ungraded_fraction": sum(g.status == "ungraded" for g in grades) / len(grades),
         "failed_fraction": len(failed) / len(grades),
     }
-    if kind == "answer":
-        shares["unreadable_fraction"] = sum(unreadable(g) for g in grades) / len(grades)
     if log_extra := columns.get("log_extra"):
-        log_extra(status_column, ["unreadable" if kind == "answer" and unreadable(g) else g.status for g in grades])
+        log_extra(status_column, [g.status for g in grades])
     if log_metric := columns.get("log_metric"):
         for name, share in shares.items():
             log_metric(f"{kind}/{name}", share)

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from qednano.grading.reward import proof_of
 
 from qednano.grading.build import GradingConfig, build_grader
 from qednano.grading.record import Grade
@@ -21,6 +20,7 @@ from qednano.reports.render import render_markdown
 from qednano.reports.report import build_report
 from qednano.scaffolds.config import Roles
 from qednano.scaffolds.direct import Direct, DirectConfig
+from qednano.train.rewards import proof_of
 
 PROBLEM = Problem(id="p", statement="Prove that 1 + 1 = 2.", reference_solution="Count.")
 

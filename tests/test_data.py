@@ -13,6 +13,7 @@ from qednano.llm.scripted import BUILTIN_SCRIPTS
 from qednano.llm.types import Completion, Sampling
 from qednano.problems.loaders import load_problems
 from qednano.records.store import SampleStore
+from qednano.train.data import read_table, sft_rows
 
 runner = CliRunner()
 
@@ -138,6 +139,11 @@ def test_distill_grade_filter_export_gives_sft_rows(data, tmp_path):
     assert messages[1]["content"].startswith("<think>\nthinking about even") and messages[1]["content"].endswith("The even case holds.")
     card = (exported / "README.md").read_text()
     assert "2 rows over 1 problems" in card and "not** checked" in card
+    # ... and the export folder is what `qednano train sft` reads: prompt-completion rows
+    train_rows = sft_rows(read_table(str(exported)), str(exported))
+    assert len(train_rows) == 2 and PROBLEMS[0]["problem"] in train_rows[0]["prompt"][0]["content"]
+    completion = train_rows[0]["completion"][0]["content"]
+    assert completion.startswith("<think>\nthinking about even") and "</think>\n\nProof. The even case holds." in completion
     assert card.index("`data-distill`") < card.index("`data-grade`") < card.index("`data-filter`")
     assert "dropped 2: truncated (finish reason length)" in card
     assert len(load_dataset("parquet", data_files=str(exported / "data" / "*.parquet"), split="train")) == 2

@@ -93,7 +93,7 @@ def test_a_dataset_missing_a_column_fails_before_training(tmp_path, tiny_policy)
 def test_an_empty_proof_names_the_row(tmp_path, tiny_policy) -> None:
     rows = [*ROWS[:2], {**ROWS[2], "proof": " "}]
     config = recipe(tmp_path, tiny_policy, dataset=str(write_rows(tmp_path / "bad.jsonl", rows)))
-    with pytest.raises(DataError, match="row 2: column 'proof' is empty"):
+    with pytest.raises(DataError, match="row 3: column 'proof' is empty"):
         build_trainer(config)
 
 

@@ -68,8 +68,8 @@ def sft_rows(table: Any, source: str, *, prompt: str = "solve", template_opens: 
         raise DataError(f"{source}: missing column(s) {missing}; the FineProofs-SFT schema needs "
                         f"{list(SFT_COLUMNS)}, found {table.column_names}")
     rows = []
-    for index, row in enumerate(table.select_columns(list(SFT_COLUMNS))):
-        if max_rows is not None and index >= max_rows:
+    for index, row in enumerate(table.select_columns(list(SFT_COLUMNS)), start=1):  # rows counted from 1
+        if max_rows is not None and index > max_rows:
             break
         for column in ("problem", "proof"):
             if not isinstance(row[column], str) or not row[column].strip():

@@ -68,7 +68,8 @@ def test_a_checkpoint_of_the_rc_run_is_evaluated_offline(tmp_path, problems):
     grpo.train_rl(rc_recipe(tmp_path, model, problems), {"recipe": "test"})
     out = tmp_path / "eval"
     result = CliRunner().invoke(app, ["eval", "--bench", str(problems), "-m", str(tmp_path / "run" / "checkpoint-2"),
-                                      "--scaffold", "rc", "--turns", "2", "--max-tokens", "6", "--out", str(out)])
+                                      "--scaffold", "rc", "--turns", "2", "--set", "reasoning_tokens=6",
+                                      "--set", "summary_tokens=6", "--out", str(out)])
     assert result.exit_code == 0, result.output
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 3 and all(s["attempt"]["status"] != "failed" for s in samples)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from qednano.data.card import dataset_card, decontamination_matches
 from qednano.data.difficulty import ProblemDifficulty
 from qednano.data.distill import as_dataset, write_shards
-from qednano.data.stage import read_jsonl, read_stage
+from qednano.data.stage import read_stage, read_stage_file
 from qednano.problems.record import Problem
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
@@ -100,7 +100,7 @@ def build_rows(config: ExportConfig) -> tuple[list[dict[str, Any]], dict]:
     by_id = {p.id: p for p in problems}
     if config.kind == "sft":
         return [sft_row(r, by_id[r.problem_id], config.reasoning_in_messages) for r in records], manifest
-    measured = read_jsonl(Path(config.run) / "difficulty.jsonl", ProblemDifficulty)
+    measured = read_stage_file(Path(config.run) / "difficulty.jsonl", ProblemDifficulty)
     return [rl_row(m, by_id[m.problem_id]) for m in measured if m.kept], manifest
 
 

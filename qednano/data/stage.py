@@ -16,15 +16,14 @@ from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from qednano.errors import first_error
 from qednano.llm.model import Model
-from qednano.problems.columns import ProblemLoadError
 from qednano.problems.loaders import load_problems
 from qednano.problems.record import Problem
 from qednano.records import problems as problem_file
 from qednano.records.failures import check_outcome, summarize
+from qednano.records.jsonl import read_jsonl
 from qednano.records.pipeline import closing
 from qednano.records.rundir import read_manifest
 from qednano.records.sample import SampleRecord
@@ -60,20 +59,11 @@ def write_jsonl(path: Path, rows: Iterable[BaseModel | dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def read_jsonl(path: Path, record: type[BaseModel]) -> list[Any]:
-    """Every line of `path` as `record`; a bad line raises naming the file, line and field."""
+def read_stage_file(path: Path, record: type[BaseModel]) -> list[Any]:
+    """A stage's decisions file (`difficulty.jsonl`, ...); missing or bad lines fail naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: is {path.parent} a run directory of the right stage?")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(record.model_validate_json(line))
-        except ValidationError as err:
-            field, message = first_error(err)
-            raise ProblemLoadError(f"{path} line {number}: field {field or '(record)'!r}: {message}") from err
-    return rows
+    return read_jsonl(path, record)
 
 
 def write_problems(run_dir: Path, problems: Sequence[Problem], kept: Iterable[str] | None = None) -> None:

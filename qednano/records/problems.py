@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from qednano.errors import first_error
 from qednano.problems.record import Problem
+from qednano.records.jsonl import read_jsonl
 
 FILENAME = "problems.jsonl"
 
@@ -31,16 +29,4 @@ def read_problems(run_dir: str | Path) -> dict[str, Problem]:
     path = Path(run_dir) / FILENAME
     if not path.is_file():
         return {}
-    problems: dict[str, Problem] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            problem = Problem.model_validate(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from err
-        except ValidationError as err:
-            field, message = first_error(err)
-            raise ValueError(f"{path}:{number}: not a Problem: field {field or '(record)'!r}: {message}") from err
-        problems[problem.id] = problem
-    return problems
+    return {problem.id: problem for problem in read_jsonl(path, Problem)}

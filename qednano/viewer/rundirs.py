@@ -9,16 +9,15 @@ Files are re-read when they change on disk, so a run still in progress can be wa
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from qednano.errors import first_error
 from qednano.problems.record import Problem
+from qednano.records.jsonl import read_jsonl
 from qednano.records.problems import read_problems
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore, load_manifest
@@ -50,31 +49,9 @@ class Match(BaseModel):
     against_text: str = ""
 
 
-def read_jsonl(path: Path, model: type[BaseModel] | None = None) -> list:
-    """The lines of a JSONL file (validated by `model` if given); a torn last line is skipped."""
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            if number == len(lines) and not text.endswith("\n"):
-                break  # being written right now
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from err
-        if model is None:
-            rows.append(data)
-            continue
-        try:
-            rows.append(model.model_validate(data))
-        except ValidationError as err:
-            name, message = first_error(err)
-            raise ValueError(f"{path}:{number}: field {name or '(record)'!r}: {message}") from err
-    return rows
+def read_lines(path: Path, model: type[BaseModel] | None = None) -> list:
+    """A run's JSONL file through the records' reader; [] when the run has none."""
+    return read_jsonl(path, model) if path.is_file() else []
 
 
 @dataclass
@@ -124,13 +101,13 @@ class RunDir:
         return self._cached("problems.jsonl", lambda: read_problems(self.path))
 
     def metrics(self) -> list[dict]:
-        return self._cached("metrics.jsonl", lambda: read_jsonl(self.path / "metrics.jsonl"))
+        return self._cached("metrics.jsonl", lambda: read_lines(self.path / "metrics.jsonl"))
 
     def completions(self) -> list[TrainingCompletion]:
-        return self._cached("completions.jsonl", lambda: read_jsonl(self.path / "completions.jsonl", TrainingCompletion))
+        return self._cached("completions.jsonl", lambda: read_lines(self.path / "completions.jsonl", TrainingCompletion))
 
     def matches(self) -> list[Match]:
-        return self._cached("matches.jsonl", lambda: read_jsonl(self.path / "matches.jsonl", Match))
+        return self._cached("matches.jsonl", lambda: read_lines(self.path / "matches.jsonl", Match))
 
 
 def run_key(path: Path, taken: set[str]) -> str:

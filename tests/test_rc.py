@@ -233,7 +233,7 @@ def test_an_rc_rl_step_trains_on_states_from_the_live_policy(tmp_path):
                       report_to=[], save_strategy="no", seed=0)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, args=args, train_dataset=pool.dataset(),
                           reward_funcs=[log_reward_by_state(reward, "length")],
-                          callbacks=[StatePoolCallback(pool, summarizer=lambda: summarizer)])
+                          callbacks=[StatePoolCallback(pool, summarizer=summarizer)])
     trainer.train()
 
     assert pool.refreshes == 2  # at the start and after step 1 (not after the last step)
@@ -267,7 +267,7 @@ def test_every_refresh_runs_on_one_event_loop_and_the_end_closes_the_summarizer(
     closed = []
     summarizer.aclose = lambda: asyncio.sleep(0, result=closed.append(True))
     config = ReasoningCacheConfig(turns=1, states_per_problem=1, summarizer="x")
-    callback = StatePoolCallback(StatePool(PROBLEMS, ROWS, config), summarizer=lambda: summarizer,
+    callback = StatePoolCallback(StatePool(PROBLEMS, ROWS, config), summarizer=summarizer,
                                  policy=model_policy(scripted(policy_reply, "policy")))
     state = TrainerState(max_steps=10)
     callback.refresh(state, None, None)

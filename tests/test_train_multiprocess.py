@@ -87,3 +87,6 @@ async def test_grpo_on_two_processes_grades_each_completion_once(tmp_path, tiny_
     assert len(graded) == 4  # each completion graded once, by the process that generated it
     assert all(r["reward"] == 1.0 and r["grade_status"] == "graded" for r in rows)
     assert len(metrics(tmp_path / "run")) == 2
+    # The manifest counts both processes' grader calls, not only the main one's.
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["totals"]["models"]["grader"]["calls"] == len(graded) == 4

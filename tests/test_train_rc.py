@@ -57,6 +57,22 @@ def test_rc_rl_trains_on_states_and_logs_them(tmp_path, problems):
     assert (run / "checkpoint-2" / "config.json").is_file()
 
 
+def test_the_manifest_counts_the_summarizers_calls(tmp_path, problems, monkeypatch):
+    from tiny_models import save_tiny_checkpoint
+
+    notes: list[str] = []
+    monkeypatch.setitem(BUILTIN_SCRIPTS, "note-writer", lambda messages, sampling: notes.append("NOTE") or "NOTE")
+    rc = {"turns": 1, "states_per_problem": 1, "summarizer": "note-writer", "reasoning_tokens": 4,
+          "summary_tokens": 4, "refresh_steps": 1}
+    config = rc_recipe(tmp_path, save_tiny_checkpoint(tmp_path / "policy"), problems, max_steps=1, save_steps=1,
+                       no_cache=True, rc=rc)
+    grpo.train_rl(config, {"recipe": "test"})
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    summarizer = manifest["totals"]["models"]["note-writer"]
+    assert len(notes) == len(SUMS)  # one refresh (at the start), one turn per problem
+    assert summarizer["calls"] == len(notes) and summarizer["completion_tokens"] == len(notes)
+
+
 @pytest.mark.slow
 def test_a_checkpoint_of_the_rc_run_is_evaluated_offline(tmp_path, problems):
     from tiny_models import save_tiny_checkpoint
@@ -105,3 +121,5 @@ async def test_rc_rl_on_two_processes_gives_every_rank_the_same_states(tmp_path)
         group = [r for r in rows if r["step"] == step]
         assert len({json.dumps(r["prompt"]) for r in group}) == 1 and len({r["state"] for r in group}) == 1
     assert summarized == 2 * len(SUMS)  # two refreshes (start, after step 1), on the main process only
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["totals"]["models"]["notes"]["calls"] == summarized  # summed over both processes

@@ -38,6 +38,12 @@ class Meter:
         self.usage = self.usage + completion.usage
         self.cost_usd += completion.cost_usd
 
+    def __add__(self, other: Meter) -> Meter:
+        """Two meters' totals in one (the same model's calls in several processes)."""
+        return Meter(calls=self.calls + other.calls, cached=self.cached + other.cached,
+                     failed=self.failed + other.failed, usage=self.usage + other.usage,
+                     cost_usd=self.cost_usd + other.cost_usd)
+
     def as_dict(self) -> dict:
         return {
             "calls": self.calls,

@@ -219,7 +219,8 @@ def reasoning_cache(config: RLRecipe, problems: list[Problem], rows: list[dict],
                          "installed in this checkout") from err
     settings = rc.ReasoningCacheConfig(**config.rc)
     pool = rc.StatePool(problems, rows, settings)
-    refresher = rc.StatePoolCallback(pool, lambda: load_model(settings.summarizer, cache=cache))
+    # Made on every rank, so all list the same models for the manifest's sums; only the main one calls it.
+    refresher = rc.StatePoolCallback(pool, load_model(settings.summarizer, cache=cache))
     by_state = [rc.log_reward_by_state(f, getattr(f, "__name__", "reward")) for f in rewards]
     return pool.dataset(), by_state, [refresher]
 
@@ -231,10 +232,18 @@ def train_rl(config: RLRecipe, settings: dict[str, Any]) -> Any:
 
 
 def run_rl(trainer: QedGRPOTrainer, tokenizer: Any, models: list[Model], settings: dict[str, Any]) -> Any:
+    """Train with the graders `models`; the manifest also counts the models callbacks own."""
     try:
-        return run_training(trainer, tokenizer, "train-rl", settings, models=models)
+        return run_training(trainer, tokenizer, "train-rl", settings, models=models + callback_models(trainer))
     finally:
         close_models(trainer, models)
+
+
+def callback_models(trainer: QedGRPOTrainer) -> list[Model]:
+    """Models the trainer's callbacks call and close themselves: the reasoning-cache summarizer,
+    whose connections belong to its callback's own event loop (rc.StatePoolCallback)."""
+    found = [getattr(callback, "summarizer", None) for callback in trainer.callback_handler.callbacks]
+    return [model for model in found if isinstance(model, Model)]
 
 
 def close_models(trainer: QedGRPOTrainer, models: list[Model]) -> None:

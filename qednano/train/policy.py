@@ -83,22 +83,37 @@ def template_writes_opener(tokenizer: Any) -> bool:
     return rendered.count(THINK_OPEN) > 1
 
 
-def save_tiny_random_policy(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer random-weight llama with the real SmolLM2 tokenizer, saved as a model folder.
+def smollm2_tokenizer() -> Any:
+    """The embedded SmolLM2's tokenizer (its GGUF's, saved once as a folder)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_tokenizer_dir(embedded_gguf("smollm2")))
+
+
+def tiny_random_llama(tokenizer: Any, seed: int = 0) -> Any:
+    """A 2-layer random-weight llama of width 16 over the tokenizer's vocabulary, in memory.
 
     For tests and benchmarks of the training machinery (labels, gradients, files, timings):
-    it loads through the real `from_pretrained` path in a second and says nothing sensible.
+    a step takes well under a second, and it says nothing sensible. One attention head of size
+    16: the embedded engine's attention kernel needs head sizes in multiples of 16, so its
+    checkpoints convert and generate as a trained model's do.
     """
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_tokenizer_dir(embedded_gguf("smollm2")))
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
+        num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    return LlamaForCausalLM(config)
+
+
+def save_tiny_random_policy(folder: Path, seed: int = 0, tokenizer: Any = None) -> Path:
+    """`tiny_random_llama` with the SmolLM2 tokenizer, saved as a model folder (a checkpoint as a
+    trainer writes one: config, safetensors weights, tokenizer) that loads through `from_pretrained`."""
+    tokenizer = tokenizer or smollm2_tokenizer()
+    tiny_random_llama(tokenizer, seed).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -264,15 +264,16 @@ class StatePoolCallback(TrainerCallback):
 
     Under several processes the main one rolls out and the result is broadcast, so every rank
     reads the same prompt for a slot (a group of G rollouts may span ranks). The summarizer is
-    loaded on first use, on the main process only, and every refresh runs on one event loop kept
-    for the whole run: an HTTP summarizer's connections belong to the loop that opened them.
+    called on the main process only, and every refresh runs on one event loop kept for the whole
+    run: an HTTP summarizer's connections belong to the loop that opened them (backends open
+    them at their first call, so the Model may be made earlier), and the callback closes them
+    on that loop when training ends. The Model stays readable after that, for the manifest.
     """
 
-    def __init__(self, pool: StatePool, summarizer: Callable[[], Model], sampling: Sampling | None = None,
+    def __init__(self, pool: StatePool, summarizer: Model, sampling: Sampling | None = None,
                  policy: Policy | None = None):
         self.pool = pool
-        self.load_summarizer = summarizer
-        self.summarizer: Model | None = None
+        self.summarizer = summarizer
         self.sampling = sampling
         self.policy = policy  # default: the trainer's model, through transformers
         self.pending_logs: dict[str, float] = {}
@@ -288,10 +289,9 @@ class StatePoolCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.loop is not None:
-            if self.summarizer is not None:
-                self.loop.run_until_complete(self.summarizer.aclose())
+            self.loop.run_until_complete(self.summarizer.aclose())
             self.loop.close()
-        self.loop, self.summarizer = None, None
+        self.loop = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         # Trainer.log appends this step's entry to the history just before calling back: both get
@@ -308,7 +308,6 @@ class StatePoolCallback(TrainerCallback):
         started = time.monotonic()
         result: list[Any] = [None]
         if state.is_world_process_zero:
-            self.summarizer = self.summarizer or self.load_summarizer()
             policy = self.policy or transformers_policy(model, tokenizer)
             self.loop = self.loop or asyncio.new_event_loop()
             result = [self.loop.run_until_complete(self.pool.rebuild(policy, self.summarizer, self.sampling))]

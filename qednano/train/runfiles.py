@@ -4,7 +4,9 @@
 `metrics.jsonl` (one object per logged step: TRL's log dict plus `step` and `tokens_per_s`),
 `completions.jsonl` (RL only, see grpo.py), `checkpoint-N/` (written by TRL) and `model/`
 (the final weights with the tokenizer). Only the main process writes: under several processes
-every rank runs the same code, and TRL has already gathered what is logged.
+every rank runs the same code, and TRL has already gathered what is logged. The models' meters
+are not: each rank calls the graders for its own completions, so the manifest's totals are
+summed over the ranks once training ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from qednano.llm.model import Meter
 from qednano.records.rundir import Run
 
 
@@ -75,10 +78,27 @@ def save_final(trainer: Any, tokenizer: Any, run_dir: str | Path) -> Path:
     return out
 
 
+def sum_meters_over_processes(models: list) -> None:
+    """Each model's meter becomes the sum of its meters in every process (one process: unchanged).
+
+    A collective: every rank must call it, with the same models in the same order.
+    """
+    from accelerate.utils import gather_object
+
+    per_process = gather_object([[model.meter for model in models]])
+    for model, meters in zip(models, zip(*per_process, strict=True), strict=True):
+        model.meter = sum(meters, Meter())
+
+
 def run_training(trainer: Any, tokenizer: Any, command: str, settings: dict[str, Any], models: list | None = None) -> Any:
-    """Train (resuming from the newest checkpoint when asked), save model/, keep the manifest; TRL's TrainOutput."""
+    """Train (resuming from the newest checkpoint when asked), save model/, keep the manifest; TRL's TrainOutput.
+
+    The manifest's final write, when the run record closes, comes after the meters are summed.
+    """
     config = trainer.args
+    models = models or []
     with run_record(config, command, settings, models=models):
         result = trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir, config.resume))
         save_final(trainer, tokenizer, config.output_dir)
+        sum_meters_over_processes(models)
     return result

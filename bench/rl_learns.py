@@ -4,7 +4,8 @@ Task: "What is a+b? Put the final answer in \\boxed{}." (a, b in 1..9), the reci
 configs/recipes/rl-tiny-addition.yaml on the real embedded SmolLM2. qednano runs through its CLI
 (answer reward: math-verify, gold first, in worker processes); raw TRL runs GRPOTrainer with the
 same GRPOConfig settings read from the same recipe, the same prompts, the same model loading and
-a plain reward (the last \\boxed{} equals a+b). Each runs in its own process, timed end to end.
+the same answer rule called inline (qednano's math-verify check: the last \\boxed{}, or a
+one-line answer, equals a+b). Each runs in its own process, timed end to end.
 
     python bench/rl_learns.py              # the recipe's 40 steps (about 20 minutes here)
     python bench/rl_learns.py --steps 5    # a quick check
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -37,12 +37,15 @@ def processor() -> str:
     return platform.processor() or "unknown"
 
 
-def last_box_reward(completions, answer, **_) -> list[float]:
+def answer_reward(completions, answer, **_) -> list[float]:
+    """The rule qednano's answer reward applies (its math-verify check, gold first), called inline:
+    no worker processes, records or logs, so only qednano's machinery differs between the runs."""
+    from qednano.grading.math_check import check_in_process
+
     rewards = []
     for completion, gold in zip(completions, answer, strict=True):
         text = completion[-1]["content"] if isinstance(completion, list) else completion
-        boxes = re.findall(r"\\boxed\{([^{}]*)\}", text)
-        rewards.append(1.0 if boxes and boxes[-1].strip() == gold else 0.0)
+        rewards.append(1.0 if check_in_process(gold, text).correct else 0.0)
     return rewards
 
 
@@ -60,7 +63,7 @@ def raw_trl(out: Path, steps: int) -> None:
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": r["problem"]}], "answer": r["answer"]}
                                  for r in rows])
     model, tokenizer = load_policy("smollm2")
-    trainer = GRPOTrainer(model=model, args=config, reward_funcs=last_box_reward, train_dataset=dataset,
+    trainer = GRPOTrainer(model=model, args=config, reward_funcs=answer_reward, train_dataset=dataset,
                           processing_class=tokenizer)
     trainer.train()
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history))

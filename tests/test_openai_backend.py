@@ -473,3 +473,13 @@ def test_a_stream_reads_the_same_however_its_bytes_are_cut():
             assert reader.finish() is None and reader.done
             done = reader.result()
             assert (done.reasoning, done.content, done.usage.completion_tokens) == ("Let x ≥ 1.", "Proof: ∎ holds.", 5)
+
+
+def test_a_byte_that_is_not_utf8_is_read_as_a_replacement_character_not_a_failure():
+    from qednano.llm.openai_stream import StreamReader
+
+    reader = StreamReader("m")
+    event = b'data: {"choices": [{"index": 0, "delta": {"content": "n \xff 1"}, "finish_reason": "stop"}]}\n\n'
+    assert reader.feed_bytes(event) is None
+    assert reader.result().content == "n \ufffd 1"
+    assert StreamReader("m").feed_bytes(b"data: {not json\n").kind == "malformed"

@@ -74,8 +74,26 @@ def test_resuming_a_finished_eval_imports_no_heavy_dependency(scripted_registry,
     for name in ("prover", "grader"):
         (scripted_registry / f"{name}.yaml").write_text(
             f"name: {name}\nbackend: openai\nmodel: {name}\nbase_urls: [http://127.0.0.1:9/v1]\n")
-    assert heavy_imports(*args) == []
+    report = (run / "report.json").read_text()
+    assert heavy_imports(*args, watched=(*HEAVY, "numpy")) == []  # the report is reused, not computed again
+    assert (run / "report.json").read_text() == report
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["resumes"] == 1 and manifest["status"] == "finished"
     assert all(totals["calls"] == 0 for totals in manifest["invocations"][-1]["totals"]["models"].values())
     assert [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()] == records
+
+
+def test_a_resume_recomputes_the_report_when_a_sample_changed(scripted_registry, tmp_path):
+    for name in ("prover", "grader"):
+        (scripted_registry / f"{name}.yaml").write_text(f"name: {name}\nbackend: scripted\nmodel: {name}\n")
+    run = tmp_path / "run"
+    args = ("eval", "--bench", "imo-proofbench", "-m", "prover", "-g", "grader", "--limit", "2", "--out", str(run))
+    heavy_imports(*args)
+    assert json.loads((run / "report.json").read_text())["mean_points"] == 7
+    # A later line for one sample (as a re-grade appends) scores it 0: the report must follow.
+    first = json.loads((run / "samples.jsonl").read_text().splitlines()[0])
+    first["grade"]["score"] = 0.0
+    with (run / "samples.jsonl").open("a") as samples:
+        samples.write(json.dumps(first) + "\n")
+    heavy_imports(*args)
+    assert json.loads((run / "report.json").read_text())["mean_points"] == 3.5

@@ -10,6 +10,8 @@ from the cache.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore
 from qednano.reports.render import render_markdown, render_terminal
-from qednano.reports.report import build_report
+from qednano.reports.report import Report, build_report
 from qednano.scaffolds.base import Attempt, Scaffold
 from qednano.scaffolds.registry import load_scaffold
 from qednano.tables import rich_table
@@ -225,13 +227,38 @@ def run_grade_file(config: GradeConfig, out: Path | None, cache: CallCache | Non
 
 
 def write_report(run_dir: Path, records: list[SampleRecord], console: Console) -> None:
-    """report.json and report.md beside the run's manifest; printed, ending with its failures."""
-    report = build_report(records, read_manifest(run_dir) or {})
-    (run_dir / "report.json").write_text(report.model_dump_json(indent=2))
-    (run_dir / "report.md").write_text(render_markdown(report))
+    """report.json and report.md beside the run's manifest; printed, ending with its failures.
+    A report computed from the same samples, config and status (a resume that changed nothing)
+    is reused rather than computed again."""
+    manifest = read_manifest(run_dir) or {}
+    source = report_source(run_dir, records, manifest)
+    report = saved_report(run_dir, source)
+    if report is None:
+        report = build_report(records, manifest).model_copy(update={"source": source})
+        (run_dir / "report.json").write_text(report.model_dump_json(indent=2))
+        (run_dir / "report.md").write_text(render_markdown(report))
     render_terminal(report, console)
     print_failure_line(records, console)
     console.print(f"run directory: [bold]{escape(str(run_dir))}[/]")
+
+
+def report_source(run_dir: Path, records: list[SampleRecord], manifest: dict) -> str:
+    """A digest of what a run's report is computed from: the samples file (each record is the
+    latest line of its sample), which samples the report covers, and the manifest's config and status."""
+    samples = run_dir / "samples.jsonl"
+    digest = hashlib.sha256(samples.read_bytes() if samples.is_file() else b"")
+    covered = sorted(record.key for record in records)
+    digest.update(json.dumps([covered, manifest.get("config"), manifest.get("status")], default=str).encode())
+    return digest.hexdigest()
+
+
+def saved_report(run_dir: Path, source: str) -> Report | None:
+    """The run's report.json when it was computed from `source`, else None."""
+    try:
+        report = Report.model_validate_json((run_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return report if report.source == source and (run_dir / "report.md").is_file() else None
 
 
 def print_failures(records: list[SampleRecord], console: Console) -> None:

@@ -18,8 +18,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pebble
-
 from qednano.grading.answer_forms import normalize, rounded
 from qednano.grading.boxed import as_math, final_answer, prose_words
 from qednano.grading.record import AnswerVerdict
@@ -85,6 +83,8 @@ class HardTimeoutPool:
     """
 
     def __init__(self, fn: Callable[..., Any], max_workers: int | None = None, timeout_s: float = HARD_TIMEOUT_S):
+        import pebble  # here, not at the top: a run that checks no answer need not load it
+
         self.fn = fn
         self.timeout_s = timeout_s
         context = multiprocessing.get_context("forkserver")
@@ -97,6 +97,8 @@ class HardTimeoutPool:
         return [self._outcome(future) for future in futures]
 
     def _outcome(self, future: Future) -> Outcome:
+        import pebble
+
         try:
             return Outcome("done", future.result())
         except TimeoutError:

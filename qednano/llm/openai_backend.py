@@ -34,9 +34,11 @@ import asyncio
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from qednano.llm.openai_stream import CONTEXT_LENGTH, Failure, StreamReader, parse_completion
@@ -53,13 +55,21 @@ BEARER = re.compile(r"Bearer\s+\S+")
 ERROR_TEXT_LIMIT = 500  # characters of a server's error body worth keeping (HTML pages are long)
 # The header `with_streaming_response` sets (openai._constants.RAW_RESPONSE_HEADER): hand back
 # the response unread, so its lines can be read as they arrive.
-RAW_STREAM = {"headers": {"X-Stainless-Raw-Response": "stream"}}
+RAW_STREAM = "X-Stainless-Raw-Response"
+# Headers the SDK adds to every request for OpenAI's own statistics (platform, retry count, read
+# timeout). No server we talk to reads them, and building them took about a tenth of a call's
+# CPU at instant answers, so they are left out (the SDK's `Omit`).
+TELEMETRY = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch",
+             "X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Async",
+             "x-stainless-retry-count", "x-stainless-read-timeout")
 
 
 @dataclass
 class Endpoint:
     url: str
     client: openai.AsyncOpenAI | None = None  # made at the backend's first call
+    chat_url: str = ""  # {url}/chat/completions: an absolute URL, which the SDK need not merge with its base
+    options: dict | None = None  # the SDK request options of every call (headers)
     in_flight: int = 0
     failures: int = 0  # consecutive failures that blame the server
     benched_until: float = 0.0  # time.monotonic() before which others are tried first
@@ -207,8 +217,10 @@ class OpenAIBackend:
             endpoint.client = openai.AsyncOpenAI(
                 base_url=endpoint.url, api_key=self.api_key or "no-key", max_retries=0,
                 timeout=openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 30.0)),
-                http_client=openai.DefaultAioHttpClient(),
+                http_client=openai.DefaultAioHttpClient(verify=tls_context()),
             )
+            endpoint.chat_url = str(endpoint.client.base_url).rstrip("/") + "/chat/completions"
+            endpoint.options = {"headers": {RAW_STREAM: "stream", **{name: openai.Omit() for name in TELEMETRY}}}
 
     async def _attempt(self, endpoint: Endpoint, request: dict) -> Completion | Failure:
         import openai  # for the exception classes (loaded by _open_clients)
@@ -216,7 +228,7 @@ class OpenAIBackend:
         clocks = Clocks(self.timeout_s, self.idle_timeout_s)
         try:
             async with asyncio.timeout_at(clocks.deadline()) as timer:  # a time on the loop's clock, not a delay
-                outcome = await self._read(endpoint.client, request, lambda: clocks.heard(timer))
+                outcome = await self._read(endpoint, request, lambda: clocks.heard(timer))
         except TimeoutError:
             outcome = Failure("timeout", clocks.expired(), retryable=True)
         except openai.APIStatusError as err:
@@ -227,11 +239,11 @@ class OpenAIBackend:
             outcome.message = f"{endpoint.url}: {outcome.message}"
         return outcome
 
-    async def _read(self, client: openai.AsyncOpenAI, request: dict, heard) -> Completion | Failure:
+    async def _read(self, endpoint: Endpoint, request: dict, heard) -> Completion | Failure:
         """One streamed answer; `heard()` restarts the idle clock whenever bytes arrive."""
         import httpx2  # the SDK's HTTP layer, loaded with it
 
-        http = await client.post("/chat/completions", body=request, cast_to=httpx2.Response, options=RAW_STREAM)
+        http = await endpoint.client.post(endpoint.chat_url, body=request, cast_to=httpx2.Response, options=endpoint.options)
         reader = StreamReader(self.model)
         try:
             heard()
@@ -257,6 +269,15 @@ class OpenAIBackend:
         for endpoint in self.endpoints:
             if endpoint.client is not None:
                 await endpoint.client.close()
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: each one the SDK makes for itself loads
+    the certificate bundle again, about a tenth of a second of CPU."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
 
 
 def redact(text: str, secret: str | None) -> str:

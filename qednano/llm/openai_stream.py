@@ -49,7 +49,7 @@ class StreamReader:
         one at several times the cost; `finish()` takes a last line that has no newline."""
         *lines, self.pending = (self.pending + data).split(b"\n")
         for line in lines:
-            failure = self.feed_line(line.decode("utf-8", errors="replace"))
+            failure = self.feed_line(line)
             if failure or self.done:
                 return failure
         return None
@@ -58,19 +58,23 @@ class StreamReader:
         """The stream ended: take what is left of its last line."""
         return self.feed_bytes(b"\n") if self.pending else None
 
-    def feed_line(self, line: str) -> Failure | None:
+    def feed_line(self, line: bytes) -> Failure | None:
         """Take one line of the event stream. OpenAI-compatible servers send each chunk as one
-        `data: {json}` line and end with `data: [DONE]`; comments (`: ping`) keep connections alive."""
-        if not line.startswith("data:"):
+        `data: {json}` line and end with `data: [DONE]`; blank lines separate events and comments
+        (`: ping`) keep connections alive. Lines stay bytes: json reads UTF-8 bytes itself."""
+        if not line.startswith(b"data:"):
             return None
-        data = line.removeprefix("data:").strip()
-        if data == "[DONE]":
+        data = line[5:].strip()
+        if data == b"[DONE]":
             self.done = True
             return None
         try:
             chunk = json.loads(data)
+        except UnicodeDecodeError:  # a byte that is not UTF-8: read it as the replacement character
+            return self.feed_line(b"data:" + data.decode("utf-8", errors="replace").encode())
         except ValueError:
-            return Failure("malformed", f"a stream event is not JSON: {data[:200]!r}", retryable=True)
+            return Failure("malformed", f"a stream event is not JSON: {data[:200].decode(errors='replace')!r}",
+                           retryable=True)
         return self.feed(chunk)
 
     def feed(self, chunk: dict) -> Failure | None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ PACKAGES = (
     "qednano", "torch", "transformers", "trl", "accelerate", "datasets", "openai",
     "onnxruntime-genai", "math-verify", "pydantic",
 )
+@cache
 def package_versions() -> dict[str, str]:
+    """The versions of the packages that decide a run's numbers, read once per process (each
+    lookup walks the installed distributions)."""
     found = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -42,8 +46,10 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+@cache
 def git_revision() -> str | None:
-    """The qednano checkout's commit (with +dirty when it has local changes), if it is one."""
+    """The qednano checkout's commit (with +dirty when it has local changes), if it is one: read
+    once per process, so it names the code this process loaded, however often the manifest is written."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
@@ -110,7 +116,7 @@ class Run:
             "ended": latest["ended"],
             "wall_s": round(sum(i["wall_s"] for i in invocations), 3),
             "resumes": len(invocations) - 1,
-            "versions": package_versions(),
+            "versions": dict(package_versions()),
             "git_revision": latest["git_revision"],
             "host": latest["host"],
             "totals": add_totals([i["totals"] for i in invocations]),

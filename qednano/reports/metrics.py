@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import comb, prod
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported inside the functions that use it: resuming a finished run reuses its report
+# and need not pay for the import (a tenth of a second).
 
 
 def _check_k(n: int, k: int) -> None:
@@ -39,6 +44,8 @@ def mean_at_k(scores: Sequence[float], k: int) -> float:
     k/n, so the expected sum of the draw is (k/n) * sum(scores) and its expected mean is
     sum(scores) / n, whatever k is. It is kept as a function so reports say so explicitly.
     """
+    import numpy as np
+
     _check_k(len(scores), k)
     return float(np.mean(scores))
 
@@ -65,6 +72,8 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 10_000, seed: int = 0, l
     with replacement, not samples: samples of one problem are correlated, and resampling them
     as if independent would make the interval too narrow.
     """
+    import numpy as np
+
     data = np.asarray(values, dtype=float)
     if data.size == 0:
         raise ValueError("bootstrap_ci needs at least one value")
@@ -80,6 +89,8 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 10_000, seed: int = 0, l
 
 def paired_differences(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     """a - b, element by element; the two runs' per-problem means in the same problem order."""
+    import numpy as np
+
     first, second = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if first.shape != second.shape:
         raise ValueError(f"paired values need equal lengths, got {first.size} and {second.size}")
@@ -100,6 +111,7 @@ def sign_flip_p_value(a: Sequence[float], b: Sequence[float], n_resamples: int =
     `n_resamples` random flips otherwise. The two-sided p-value is twice the smaller tail,
     capped at 1. Identical runs (all differences zero) give 1.
     """
+    import numpy as np
     from scipy.stats import permutation_test  # seconds to import; only comparisons need it
 
     diffs = paired_differences(a, b)

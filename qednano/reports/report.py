@@ -61,6 +61,7 @@ class Report(BaseModel):
     tokens: Tokens = Field(default_factory=Tokens)
     cost: Costs = Field(default_factory=Costs)
     failures: FailureSummary = Field(default_factory=FailureSummary)  # failed samples by stage and kind
+    source: str = ""  # digest of what the report was computed from, so an unchanged run can reuse it
 
 
 def scores_by_problem(records: Iterable[SampleRecord]) -> dict[str, list[float]]:

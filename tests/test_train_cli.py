@@ -63,7 +63,7 @@ def test_a_killed_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_policy
     run = tmp_path / "run"
     recipe = sft_recipe(tmp_path, tiny_policy, "save_steps: 2\nsave_total_limit: 3\n")
     command = [sys.executable, "-m", "qednano.cli", "train", "sft", str(recipe), "--run-dir", str(run),
-               "--set", "max_steps=400"]
+               "--set", "max_steps=100000"]  # killed long before the end
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600

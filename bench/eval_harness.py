@@ -13,8 +13,9 @@ per second, the CPU of the eval process per model call, and the resume's wall ti
 run's. CPU per call is given twice: `cpu ms per call` is what the calls add, the first run's CPU
 time less the resume's (which starts up, loads the problems, reads the samples and writes the
 report just the same, and makes no call) divided by the calls; the whole process's CPU time over
-the calls, start-up included, is printed beside it. Only the eval process is measured: the server
-runs in a process of its own.
+the calls, start-up included, is printed beside it, and so is the CPU of importing the openai SDK
+(measured in a process of its own; a fixed cost of the first run, which the resume skips). Only
+the eval process is measured: the server runs in a process of its own.
 
     QEDNANO_DATA_DIR=/work/shared/data python bench/eval_harness.py [--problems 60] [--samples 10]
 """
@@ -156,6 +157,10 @@ def main() -> None:
           f"{first_cpu:.2f} s CPU, {calls / first_wall:.0f} calls/s")
     print(f"resume: {resumed_calls} calls, {resume_wall:.2f} s wall, {resume_cpu:.2f} s CPU")
     print(f"whole process, start-up included: {1000 * first_cpu / calls:.2f} ms CPU per call")
+    sdk_cpu = min(timed([sys.executable, "-c", "import openai, httpx2, aiohttp"], env)[1] for _ in range(3))
+    sdk_cpu -= min(timed([sys.executable, "-c", "pass"], env)[1] for _ in range(3))  # the interpreter's own start
+    print(f"importing the openai SDK (once per process, which a resume skips): {sdk_cpu:.2f} s CPU; per call "
+          f"without it {1000 * (first_cpu - resume_cpu - sdk_cpu) / calls:.2f} ms")
     print(f"cpu ms per call {1000 * (first_cpu - resume_cpu) / calls:.2f}")
     print(f"resume/first wall {resume_wall / first_wall:.3f}")
     print(f"(run directory, cache and logs: {work})")

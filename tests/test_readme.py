@@ -32,3 +32,33 @@ def test_readme_layout_matches_the_tree():
     assert not missing, f"add these to README's layout section: {missing}"
     stale = sorted(e for e in listed if e.endswith(".py") and e not in modules)
     assert not stale, f"README's layout section lists files that do not exist: {stale}"
+
+
+def test_the_whole_cpu_recipe_block_names_what_exists():
+    """bench/cpu_pipeline.py runs README's block as written: every recipe, file and prompt folder it
+    names must exist, each stage must start from the one before, and the evals must cover each stage."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cpu_pipeline", REPO / "bench" / "cpu_pipeline.py")
+    pipeline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipeline)
+    commands = pipeline.readme_commands()
+    assert all(c.startswith("qednano ") for c in commands)
+    trains = [c.split() for c in commands if c.startswith("qednano train")]
+    assert [t[2] for t in trains] == ["sft", "rl", "rl"]
+    for words in trains:
+        assert (REPO / "configs" / "recipes" / f"{words[3]}.yaml").is_file()
+    run_dirs = [t[t.index("--run-dir") + 1] for t in trains]
+    assert [t[t.index("--set") + 1] for t in trains[1:]] == [f"model={d}/model" for d in run_dirs[:2]]
+    evals = [c.split() for c in commands if c.startswith("qednano eval")]
+    assert {e[e.index("-m") + 1] for e in evals} == {"smollm2-int8", *(f"{d}/model" for d in run_dirs)}
+    for words in evals:
+        assert (REPO / words[words.index("--bench") + 1]).is_file()
+        assert (REPO / words[words.index("--prompts") + 1] / "solve_answer.txt").is_file()
+
+
+def test_the_statement_only_prompt_folder_asks_with_the_problem_alone():
+    from qednano.prompts import Prompts
+
+    asked = Prompts(REPO / "configs" / "prompts" / "statement-only", variant="answer").fill("solve", problem="What is 2+3?")
+    assert asked.strip() == "What is 2+3?"

@@ -231,9 +231,10 @@ def test_an_rc_rl_step_trains_on_states_from_the_live_policy(tmp_path):
     args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, max_steps=2, per_device_train_batch_size=4,
                       num_generations=2, max_completion_length=8, learning_rate=1e-2, logging_steps=1,
                       report_to=[], save_strategy="no", seed=0)
+    refresher = StatePoolCallback(pool, summarizer=summarizer)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, args=args, train_dataset=pool.dataset(),
-                          reward_funcs=[log_reward_by_state(reward, "length")],
-                          callbacks=[StatePoolCallback(pool, summarizer=summarizer)])
+                          reward_funcs=[log_reward_by_state(reward, "length")], callbacks=[refresher])
+    refresher.trainer = trainer  # the refresh generates with trainer.model_wrapped, unwrapped by TRL
     trainer.train()
 
     assert pool.refreshes == 2  # at the start and after step 1 (not after the last step)
@@ -270,8 +271,8 @@ def test_every_refresh_runs_on_one_event_loop_and_the_end_closes_the_summarizer(
     callback = StatePoolCallback(StatePool(PROBLEMS, ROWS, config), summarizer=summarizer,
                                  policy=model_policy(scripted(policy_reply, "policy")))
     state = TrainerState(max_steps=10)
-    callback.refresh(state, None, None)
-    callback.refresh(state, None, None)
+    callback.refresh(state, None)
+    callback.refresh(state, None)
     assert len(loops) == 6 and len(set(map(id, loops))) == 1
     callback.on_train_end(None, state, None)
     assert closed == [True] and loops[0].is_closed()
@@ -290,3 +291,85 @@ async def test_states_follow_the_scaffolds_first_turn_and_summary_settings():
     assert all(sampling.thinking is False for _, sampling in summarizer.backend.calls)
     with pytest.raises(ValueError, match="rc.first_turn must be solve or continue"):
         ReasoningCacheConfig(first_turn="restart")
+
+
+async def test_shares_rolled_out_by_separate_processes_make_the_pool_of_one_process():
+    """Each rank rolls out problems[rank::world]; the gathered shares give the one-process states and draws."""
+    problems = [Problem(id=f"p{i}", statement=f"Prove statement number {i}.") for i in range(5)]
+    rows = [{"problem_id": p.id, "prompt": []} for p in problems]
+    config = ReasoningCacheConfig(turns=2, states_per_problem=2, summarizer="x", seed=3)
+    alone = StatePool(problems, rows, config)
+    expected = await alone.rebuild(model_policy(scripted(policy_reply, "policy")), scripted(summarizer_reply, "s"))
+    for world in (2, 3, 7):  # 7 > 5 problems: two ranks have an empty share
+        pools = [StatePool(problems, rows, config) for _ in range(world)]
+        policies = [scripted(policy_reply, "policy") for _ in range(world)]
+        summarizers = [scripted(summarizer_reply, "s") for _ in range(world)]
+        shares = [await pool.roll_out_share(model_policy(policy), summarizer, rank=rank, world=world)
+                  for rank, (pool, policy, summarizer) in enumerate(zip(pools, policies, summarizers, strict=True))]
+        for rank, (policy, summarizer) in enumerate(zip(policies, summarizers, strict=True)):
+            mine = {f"statement number {i}." for i in range(rank, len(problems), world)}
+            for backend in (policy.backend, summarizer.backend):  # each rank called for its own share only
+                seen = {re.search(r"statement number \d+\.", m[-1]["content"]).group(0) for m, _ in backend.calls}
+                assert seen == mine
+        for pool in pools:  # every rank installs the same states and the same seeded draws
+            pool.install(*pool.draw(shares))
+            assert (pool.states, pool.chosen) == expected
+        assert sum(len(s.backend.calls) for s in summarizers) == len(problems) * config.turns
+
+
+async def test_the_policy_is_called_every_turn_even_when_no_problem_is_left():
+    """A sharded model's ranks must generate equally often: a rank whose rollouts all failed still takes its turn."""
+    batches: list[int] = []
+    failed = Completion.failure("s", "http_500", "down")
+
+    async def policy(batch, sampling):
+        batches.append(len(batch))
+        return await model_policy(scripted(policy_reply, "policy"))(batch, sampling)
+
+    config = ReasoningCacheConfig(turns=3, states_per_problem=1, summarizer="x")
+    states = await roll_out(PROBLEMS, policy, summarizer_script([failed] * 3), config)
+    assert batches == [3, 0, 0] and all(s.failure for s in states)
+
+
+def test_lockstep_generation_runs_the_same_number_of_batches_on_every_share():
+    """Under ZeRO-3/FSDP every rank must call generate equally often: missing batches run a filler prompt."""
+    from tiny_models import smollm2_tokenizer, tiny_llama
+
+    from qednano.llm.types import Sampling
+    from qednano.train.generation import Lockstep, generate_with_transformers
+
+    model, tokenizer = tiny_llama(), smollm2_tokenizer()
+    calls: list[int] = []
+    real_generate = model.generate
+
+    def counted(**kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return real_generate(**kwargs)
+
+    model.generate = counted
+    prompts = [turn_messages(p, None) for p in PROBLEMS]
+    lockstep = Lockstep.for_share(problems=5, world=2, batch_size=2, filler=prompts[0])
+    assert lockstep.batches == 2  # the largest share, problems[0::2], is 3 prompts: 2 batches of 2
+    sampling = Sampling(max_tokens=3)
+    shares = {"three": prompts, "one": prompts[:1], "none": []}
+    got = {name: generate_with_transformers(model, tokenizer, share, sampling, batch_size=2, lockstep=lockstep)
+           for name, share in shares.items()}
+    assert [len(got[name]) for name in shares] == [3, 1, 0]  # filler outputs are dropped
+    assert all(c.ok and c.usage.completion_tokens >= 1 for c in got["three"])
+    assert calls == [2, 1, 1, 1, 1, 1]  # 2 generate calls for every share; one-row fillers
+    calls.clear()
+    assert generate_with_transformers(model, tokenizer, [], sampling, batch_size=2) == [] and calls == []
+    with pytest.raises(ValueError, match="more than the 1 every process runs"):
+        generate_with_transformers(model, tokenizer, prompts, sampling, batch_size=2,
+                                   lockstep=Lockstep(batches=1, filler=prompts[0]))
+
+
+def test_the_default_policy_needs_the_trainer():
+    from transformers import TrainerState
+
+    from qednano.train.rc import StatePoolCallback
+
+    callback = StatePoolCallback(StatePool(PROBLEMS, ROWS, ReasoningCacheConfig(turns=1, states_per_problem=1)),
+                                 summarizer=scripted(summarizer_reply, "s"))
+    with pytest.raises(ValueError, match="set callback.trainer"):
+        callback.refresh(TrainerState(max_steps=1), None)

@@ -92,34 +92,50 @@ def test_a_checkpoint_of_the_rc_run_is_evaluated_offline(tmp_path, problems):
 
 
 @pytest.mark.slow
-async def test_rc_rl_on_two_processes_gives_every_rank_the_same_states(tmp_path):
-    """The main process rolls out and broadcasts: a group of G spanning both ranks shares one prompt."""
-    from fault_server import FaultServer, reply
+async def test_rc_rl_on_two_processes_splits_the_rollouts_and_installs_the_same_states(tmp_path):
+    """Each rank rolls out and summarizes problems[rank::2]; the gathered pool is the same on both ranks,
+    so a group of G spanning both ranks shares one prompt. (DDP over gloo: ZeRO-3/FSDP cannot run here.)"""
+    from fault_server import FaultServer, last_user_text, reply
     from test_train_multiprocess import COMMON, environment, qednano, recipe
     from tiny_models import save_tiny_checkpoint
+
+    def summarize(body):  # a summary naming the problem it was asked about
+        return reply("NOTE on " + re.search(r"What is \d\+\d\?", last_user_text(body)).group(0))
 
     model = save_tiny_checkpoint(tmp_path / "policy")
     data = tmp_path / "addition.jsonl"
     data.write_text("".join(json.dumps({"id": f"add-{a}-{b}", "problem": f"What is {a}+{b}?", "answer": str(a + b)})
                             + "\n" for a, b in SUMS))
     (tmp_path / "models").mkdir()
-    async with FaultServer(respond=lambda body: reply("NOTE from the summarizer")) as server:
+    async with FaultServer(respond=summarize) as server:
+        # The API key is torchrun's RANK variable, so each request names the process that sent it.
         (tmp_path / "models" / "notes.yaml").write_text(
-            f"name: notes\nbackend: openai\nmodel: fault-model\nbase_urls: [{server.url}]\n")
+            f"name: notes\nbackend: openai\nmodel: fault-model\nbase_urls: [{server.url}]\napi_key_env: RANK\n")
         text = (f"model: {model}\ndataset: {data}\nrewards: [answer]\nmax_steps: 2\nsave_steps: 2\n"
                 f"num_generations: 4\nper_device_train_batch_size: 2\nmax_completion_length: 6\nno_cache: true\n"
                 f"rc: {{turns: 1, states_per_problem: 2, summarizer: notes, reasoning_tokens: 6, summary_tokens: 8, "
                 f"refresh_steps: 1}}\n{COMMON}")
         await qednano("train", "rl", str(recipe(tmp_path, text)), "--run-dir", str(tmp_path / "run"),
                       "--set", "ddp_backend=gloo", processes=2, env=environment(tmp_path))
-        summarized = len(server.requests)
+        requests = list(server.requests)
+    asked: dict[str, list[str]] = {}
+    for request in requests:
+        sender = {k.lower(): v for k, v in request.headers.items()}["authorization"].removeprefix("Bearer ")
+        asked.setdefault(sender, []).append(re.search(r"What is (\d)\+(\d)", last_user_text(request.body)).group(0))
+    # Two refreshes (start, after step 1), one turn: rank 0 summarized problems 0 and 2, rank 1 problem 1,
+    # each after its own policy wrote the turn's reasoning.
+    assert sorted(asked) == ["0", "1"]
+    assert sorted(asked["0"]) == sorted(2 * ["What is 1+2", "What is 5+1"]) and asked["1"] == 2 * ["What is 3+4"]
     rows = [json.loads(line) for line in (tmp_path / "run" / "completions.jsonl").read_text().splitlines()]
     assert len(rows) == 8
     steps = sorted({r["step"] for r in rows})
     assert len(steps) == 2
-    for step in steps:  # one group of 4 per step, generated 2 + 2 by the two processes
+    for step in steps:  # one group of 4 per step, generated 2 + 2 by the two processes from one pool slot
         group = [r for r in rows if r["step"] == step]
         assert len({json.dumps(r["prompt"]) for r in group}) == 1 and len({r["state"] for r in group}) == 1
-    assert summarized == 2 * len(SUMS)  # two refreshes (start, after step 1), on the main process only
+    for r in rows:  # a state's summary is its own problem's, whichever rank summarized it
+        a, b = r["problem_id"].split("-")[1:]
+        notes = re.findall(r"NOTE on What is \d\+\d\?", r["prompt"][-1]["content"])
+        assert notes == ([f"NOTE on What is {a}+{b}?"] if r["state"] else [])
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["totals"]["models"]["notes"]["calls"] == summarized  # summed over both processes
+    assert manifest["totals"]["models"]["notes"]["calls"] == len(requests) == 6  # summed over both processes

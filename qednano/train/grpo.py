@@ -206,6 +206,8 @@ def build_trainer(config: RLRecipe) -> tuple[QedGRPOTrainer, Any, list[Model]]:
         dataset, rewards, callbacks = reasoning_cache(config, problems, rows, rewards, cache)
     trainer = QedGRPOTrainer(model=model, args=config, reward_funcs=rewards, train_dataset=dataset,
                              processing_class=tokenizer, callbacks=[*callbacks, MetricsFile(config.output_dir)])
+    for callback in callbacks:  # the reasoning-cache refresh generates with the trainer's wrapped model
+        callback.trainer = trainer
     return trainer, tokenizer, models
 
 
@@ -219,7 +221,7 @@ def reasoning_cache(config: RLRecipe, problems: list[Problem], rows: list[dict],
                          "installed in this checkout") from err
     settings = rc.ReasoningCacheConfig(**config.rc)
     pool = rc.StatePool(problems, rows, settings)
-    # Made on every rank, so all list the same models for the manifest's sums; only the main one calls it.
+    # Made on every rank: each summarizes its own share of the problems; the manifest sums the meters.
     refresher = rc.StatePoolCallback(pool, load_model(settings.summarizer, cache=cache))
     by_state = [rc.log_reward_by_state(f, getattr(f, "__name__", "reward")) for f in rewards]
     return pool.dataset(), by_state, [refresher]

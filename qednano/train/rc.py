@@ -12,10 +12,12 @@ what `qednano solve --scaffold rc` will show it. Rows keep the problem's `proble
 grade against the original problem) and add `state` (t).
 
 The pool is refreshed every `refresh_steps` optimizer steps by `StatePoolCallback`, with the
-model being trained. The training dataset is a fixed list of slots (problem, draw) whose prompts
-are read from the pool when the data loader fetches them (`datasets.Dataset.with_transform`),
-so the trainer's sampler, grouping and resumption stay TRL's own. Accelerate's loader fetches
-one batch ahead, so a refresh is seen from the second batch after it.
+model being trained (generation.py): under several processes each rolls out and summarizes its
+own share of the problems, and the shares are gathered so every rank holds the same pool. The
+training dataset is a fixed list of slots (problem, draw) whose prompts are read from the pool
+when the data loader fetches them (`datasets.Dataset.with_transform`), so the trainer's sampler,
+grouping and resumption stay TRL's own. Accelerate's loader fetches one batch ahead, so a refresh
+is seen from the second batch after it.
 
 TRL's `rollout_func` would allow a refresh per generation, but it receives only the prompts of a
 batch, and a group of G rollouts must share one state for its advantage baseline to mean
@@ -28,21 +30,22 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import TrainerCallback
 
 from qednano.llm.model import Model
-from qednano.llm.types import Completion, Messages, Sampling, Usage, split_reasoning
+from qednano.llm.types import Completion, Messages, Sampling
 from qednano.problems.record import Problem
 from qednano.scaffolds.reasoning_cache import carry_summary, reasoning_of, summary_messages, turn_messages
+from qednano.train.generation import Lockstep, Policy, trainer_policy
 
 log = logging.getLogger(__name__)
 
-# A batch of conversations in, one completion each out (failures recorded on the completion).
-Policy = Callable[[list[Messages], Sampling], Awaitable[list[Completion]]]
+GENERATE_BATCH = 8  # prompts per `generate` call when the trainer's model rolls out
 
 
 @dataclass
@@ -96,14 +99,14 @@ async def roll_out(problems: Sequence[Problem], policy: Policy, summarizer: Mode
     A failed turn or summarizer call ends that problem's rollout; the states it reached stay
     usable. An empty summary does not: as in the scaffold (`carry_summary`), the next state keeps
     the previous summary, and the note is kept on the problem's states (`rc/empty_summaries`).
+    The policy is called for every turn, even with no problem left: a sharded model's ranks must
+    all generate as often as each other (generation.py).
     """
     reason = (sampling or Sampling()).model_copy(update={"max_tokens": config.reasoning_tokens})
     summarize = Sampling(max_tokens=config.summary_tokens, thinking=config.summary_thinking)
     states = [ProblemStates() for _ in problems]
     for t in range(1, config.turns + 1):
         live = [i for i, s in enumerate(states) if s.failure is None]
-        if not live:
-            break
         prompts = [turn_messages(problems[i], states[i].summaries[-1], first_turn=config.first_turn) for i in live]
         turns = await policy(prompts, reason)
         notes = await asyncio.gather(*[
@@ -147,60 +150,6 @@ def model_policy(model: Model) -> Policy:
     return generate
 
 
-def transformers_policy(model: Any, tokenizer: Any, batch_size: int = 8) -> Policy:
-    """The model being trained as the policy: batched `generate`, left-padded, in eval mode."""
-
-    async def generate(batch: list[Messages], sampling: Sampling) -> list[Completion]:
-        return await asyncio.to_thread(generate_with_transformers, model, tokenizer, batch, sampling, batch_size)
-
-    return generate
-
-
-def generate_with_transformers(model: Any, tokenizer: Any, batch: list[Messages], sampling: Sampling,
-                               batch_size: int = 8) -> list[Completion]:
-    import torch
-
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
-    name = str(getattr(model.config, "_name_or_path", "") or "policy")
-    options: dict[str, Any] = {"max_new_tokens": sampling.max_tokens or 256, "pad_token_id": pad}
-    if sampling.temperature:
-        options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p or 1.0,
-                       top_k=sampling.top_k or 0)
-    else:
-        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    was_training = model.training
-    model.eval()  # also switches gradient checkpointing off, so generate keeps its KV cache
-    done: list[Completion] = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(batch), batch_size):
-                chunk = batch[start:start + batch_size]
-                ids = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True,
-                                                     return_dict=True)["input_ids"] for m in chunk]
-                width = max(map(len, ids))
-                input_ids = torch.tensor([[pad] * (width - len(row)) + list(row) for row in ids])
-                mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids])
-                out = model.generate(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
-                                     **options)
-                for prompt, row in zip(ids, out[:, width:].tolist(), strict=True):
-                    done.append(completion_from_tokens(name, tokenizer, row, eos_ids, len(prompt)))
-    finally:
-        model.train(was_training)
-    return done
-
-
-def completion_from_tokens(name: str, tokenizer: Any, tokens: list[int], eos_ids: set[int],
-                           prompt_tokens: int) -> Completion:
-    stop = next((i for i, token in enumerate(tokens) if token in eos_ids), None)
-    kept = tokens if stop is None else tokens[: stop + 1]
-    reasoning, content, closed = split_reasoning(tokenizer.decode(kept, skip_special_tokens=True))
-    return Completion(model=name, content=content, reasoning=reasoning, reasoning_closed=closed,
-                      finish_reason="length" if stop is None else "stop",
-                      usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(kept)))
-
-
 class StatePool:
     """The training prompts of RC-RL: `states_per_problem` slots per problem, filled from rollouts.
 
@@ -241,13 +190,27 @@ class StatePool:
         self.states, self.chosen = states, chosen
         self.refreshes += 1
 
-    async def rebuild(self, policy: Policy, summarizer: Model,
-                      sampling: Sampling | None = None) -> tuple[list[ProblemStates], list[list[int]]]:
-        """New rollouts and draws (not yet installed, so one process can compute them for all)."""
-        states = await roll_out(self.problems, policy, summarizer, self.config, sampling)
+    async def roll_out_share(self, policy: Policy, summarizer: Model, sampling: Sampling | None = None,
+                             rank: int = 0, world: int = 1) -> list[ProblemStates]:
+        """Rollouts of one process's share of the problems, problems[rank::world]."""
+        return await roll_out(self.problems[rank::world], policy, summarizer, self.config, sampling)
+
+    def draw(self, shares: list[list[ProblemStates]]) -> tuple[list[ProblemStates], list[list[int]]]:
+        """Every process's share (in rank order) back in problem order, and this refresh's seeded draws.
+
+        Given the same shares, every process computes the same states and draws.
+        """
+        states: list[Any] = [None] * len(self.problems)
+        for rank, share in enumerate(shares):
+            states[rank::len(shares)] = share
         rng = random.Random(self.config.seed + self.refreshes)
         chosen = [draw_states(len(s.summaries), self.config.states_per_problem, rng) for s in states]
         return states, chosen
+
+    async def rebuild(self, policy: Policy, summarizer: Model,
+                      sampling: Sampling | None = None) -> tuple[list[ProblemStates], list[list[int]]]:
+        """New rollouts of every problem in this process, and their draws (not yet installed)."""
+        return self.draw([await self.roll_out_share(policy, summarizer, sampling)])
 
     def stats(self) -> dict[str, float]:
         reached = [len(s.summaries) - 1 for s in self.states]
@@ -262,30 +225,38 @@ class StatePool:
 class StatePoolCallback(TrainerCallback):
     """Refreshes a StatePool with the model being trained: at the start, then every K steps.
 
-    Under several processes the main one rolls out and the result is broadcast, so every rank
-    reads the same prompt for a slot (a group of G rollouts may span ranks). The summarizer is
-    called on the main process only, and every refresh runs on one event loop kept for the whole
-    run: an HTTP summarizer's connections belong to the loop that opened them (backends open
-    them at their first call, so the Model may be made earlier), and the callback closes them
-    on that loop when training ends. The Model stays readable after that, for the manifest.
+    Under several processes each rank rolls out and summarizes its own share of the problems,
+    problems[rank::world], with the trainer's model entered through TRL's unwrap for generation
+    (generation.py: it gathers sharded ZeRO-3/FSDP parameters, and the ranks generate in
+    lockstep); the shares are then gathered, so every rank installs the same states and draws and
+    reads the same prompt for a slot (a group of G rollouts may span ranks). The default policy
+    needs the trainer: set `callback.trainer` once the trainer is built (grpo.build_trainer does);
+    an injected `policy` (a served model) needs none. Each rank's summarizer meter counts its
+    own calls, summed over ranks for the manifest (runfiles.sum_meters_over_processes).
+
+    Every refresh of a process runs on one event loop kept for the whole run: an HTTP
+    summarizer's connections belong to the loop that opened them (backends open them at their
+    first call, so the Model may be made earlier), and the callback closes them on that loop when
+    training ends. The Model stays readable after that, for the manifest.
     """
 
     def __init__(self, pool: StatePool, summarizer: Model, sampling: Sampling | None = None,
-                 policy: Policy | None = None):
+                 policy: Policy | None = None, trainer: Any = None):
         self.pool = pool
         self.summarizer = summarizer
         self.sampling = sampling
         self.policy = policy  # default: the trainer's model, through transformers
+        self.trainer = trainer
         self.pending_logs: dict[str, float] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+    def on_train_begin(self, args, state, control, processing_class=None, **kwargs):
         self.sampling = self.sampling or training_sampling(args)
-        self.refresh(state, model, processing_class)
+        self.refresh(state, processing_class)
 
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+    def on_step_end(self, args, state, control, processing_class=None, **kwargs):
         if state.global_step % self.pool.config.refresh_steps == 0 and state.global_step < state.max_steps:
-            self.refresh(state, model, processing_class)
+            self.refresh(state, processing_class)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.loop is not None:
@@ -302,19 +273,35 @@ class StatePoolCallback(TrainerCallback):
                 state.log_history[-1].update(self.pending_logs)
             self.pending_logs = {}
 
-    def refresh(self, state, model, tokenizer) -> None:
-        from accelerate.utils import broadcast_object_list
+    def refresh(self, state, tokenizer) -> None:
+        """A collective: every process calls it at the same steps (on_train_begin, on_step_end)."""
+        from accelerate import PartialState
+        from accelerate.utils import gather_object
 
         started = time.monotonic()
-        result: list[Any] = [None]
-        if state.is_world_process_zero:
-            policy = self.policy or transformers_policy(model, tokenizer)
-            self.loop = self.loop or asyncio.new_event_loop()
-            result = [self.loop.run_until_complete(self.pool.rebuild(policy, self.summarizer, self.sampling))]
-        broadcast_object_list(result)  # a no-op in a single process
-        self.pool.install(*result[0])
+        rank, world = PartialState().process_index, PartialState().num_processes
+        self.loop = self.loop or asyncio.new_event_loop()
+        with self.policy_for_refresh(tokenizer, world) as policy:
+            share = self.loop.run_until_complete(
+                self.pool.roll_out_share(policy, self.summarizer, self.sampling, rank, world))
+        shares = gather_object([share])  # one share per process, in rank order ([share] in one process)
+        self.pool.install(*self.pool.draw(shares))
         self.pending_logs = {**self.pool.stats(), "rc/refresh_s": time.monotonic() - started}
         log.info("reasoning-cache pool refreshed at step %d: %s", state.global_step, self.pending_logs)
+
+    @contextmanager
+    def policy_for_refresh(self, tokenizer: Any, world: int) -> Iterator[Policy]:
+        if self.policy is not None:
+            yield self.policy
+            return
+        if self.trainer is None:
+            raise ValueError("StatePoolCallback has no policy and no trainer: set callback.trainer to the "
+                             "trainer once it is built, so the refresh generates with its (sharded) model")
+        # Lockstep only matters with several processes; one process generates just its live rows.
+        filler = turn_messages(self.pool.problems[0], None, first_turn=self.pool.config.first_turn)
+        lockstep = Lockstep.for_share(len(self.pool.problems), world, GENERATE_BATCH, filler) if world > 1 else None
+        with trainer_policy(self.trainer, tokenizer, lockstep, GENERATE_BATCH) as policy:
+            yield policy
 
 
 def training_sampling(args: Any) -> Sampling:

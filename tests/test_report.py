@@ -12,7 +12,7 @@ from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
 from qednano.reports import compare, render
 from qednano.reports.metrics import bootstrap_ci
-from qednano.reports.report import Report, build_report
+from qednano.reports.report import GroupScore, Report, build_report
 from qednano.scaffolds.base import Attempt, Step
 
 MANIFEST = {"command": "qednano evaluate ...", "status": "interrupted", "config": {"bench": "proofbench", "model": "qed-nano-4b"}}
@@ -326,3 +326,15 @@ def test_a_panels_disagreement_is_reported_in_every_form(tmp_path):
 def test_a_run_without_a_panel_shows_no_disagreement():
     built = build_report(run_records(), MANIFEST)
     assert built.panel is None and "anel" not in render.render_markdown(built)
+
+
+def test_a_breakdown_of_many_groups_is_left_to_the_markdown_report():
+    rep = build_report(run_records(), MANIFEST)
+    many = [GroupScore(value=f"contest {n}", mean=7.0, problems=1, samples=1) for n in range(render.TERMINAL_GROUPS + 1)]
+    rep = rep.model_copy(update={"breakdown": {**rep.breakdown, "source": many}})
+    console = Console(record=True, width=160)
+    render.render_terminal(rep, console)
+    screen = console.export_text()
+    assert "Geometry" in screen and "contest 3" not in screen
+    assert f"by source: {render.TERMINAL_GROUPS + 1} groups, in report.md" in screen
+    assert "| contest 3 | 7.00 |" in render.render_markdown(rep)

@@ -71,6 +71,9 @@ def breakdown_rows(groups: list[GroupScore], max_score: float | None) -> list[tu
 
 AT_K_HEADER = ("k", "pass@k", "mean@k (points)", "best@k (points)")
 BREAKDOWN_HEADER = ("mean (points)", "% of max", "problems", "scored samples")
+# A breakdown with more groups than this (IMO-ProofBench's sources: nearly one per problem) is
+# left to report.md: in the terminal it would push the headline numbers off the screen.
+TERMINAL_GROUPS = 12
 
 
 def render_terminal(report: Report, console: Console | None = None) -> Group:
@@ -88,6 +91,9 @@ def render_terminal(report: Report, console: Console | None = None) -> Group:
     for field, groups in report.breakdown.items():
         if not groups:
             continue  # nothing scored yet
+        if len(groups) > TERMINAL_GROUPS:
+            tables.append(Text(f"by {field}: {len(groups)} groups, in report.md", style="dim"))
+            continue
         tables.append(rich_table(f"by {field}", (field, *BREAKDOWN_HEADER), breakdown_rows(groups, report.max_score)))
     if report.panel is not None:
         tables.append(rich_table("panel disagreement", ("", "value"), disagreement_rows(report.panel)))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -26,17 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 HEADING = "### The whole recipe on this CPU"
 RUNS = "runs/cpu/"
 TARGET_S = 30 * 60
 
 
-def processor() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def readme_commands(readme: Path = REPO / "README.md") -> list[str]:
@@ -68,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="Run in this folder and keep it (default: a temporary one).")
     args = parser.parse_args()
-    print(f"processor: {processor()}, {os.cpu_count()} cores", flush=True)
+    print(f"processor: {processor()}", flush=True)
     commands = readme_commands()
     with tempfile.TemporaryDirectory() as scratch:
         work = (args.keep or Path(scratch)).resolve()

@@ -19,11 +19,11 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import re
 import time
-from pathlib import Path
+
+from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
 
 from qednano.data.matching import Corpus, MatchSettings, find_matches, ngram_pairs
 from qednano.data.similarity import Hasher, tokenize
@@ -33,13 +33,6 @@ from qednano.problems.loaders import load_problems
 BENCHMARKS = ("imo-proofbench", "imo-answerbench")
 
 
-def processor() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if found:
-            return found.group(1).strip()
-    return platform.processor() or "unknown"
 
 
 def synthetic_problems(count: int, vocabulary: list[str], seed: int) -> list[str]:

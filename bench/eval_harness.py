@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 from aiohttp import web
+from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
 
 CLI = [sys.executable, "-c", "from qednano.cli import app; app()"]
 PROOF = ("We argue by induction on n. The base case n = 1 is checked directly. Suppose the claim "
@@ -166,11 +167,6 @@ def main() -> None:
     print(f"(run directory, cache and logs: {work})")
 
 
-def processor() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} x {os.cpu_count()}"
-    return f"unknown x {os.cpu_count()}"
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import time
 import numpy as np
 import onnxruntime_genai as og
 import torch
+from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
 from transformers import AutoModelForCausalLM
 
 from qednano.llm.embedded import PRECISIONS, EmbeddedBackend, ensure_converted, find_gguf
@@ -114,11 +115,6 @@ def forced_agreement(model: og.Model, ids: list[int], reference: list[int]) -> i
     return agreed
 
 
-def processor() -> str:
-    names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{names[0] if names else 'unknown processor'}, {len(os.sched_getaffinity(0))} cores, {vector}"
 
 
 def made(done: list[Completion]) -> int:

@@ -18,23 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "recipes" / "rl-tiny-addition.yaml"
 QEDNANO_FIELDS = {"model", "dataset", "prompt", "rewards", "max_rows", "columns"}
 
 
-def processor() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def answer_reward(completions, answer, **_) -> list[float]:

@@ -78,10 +78,10 @@ def open_model(spec: str, cache: CallCache | None, timeout: float | None = None,
         return load_model(spec, cache=cache, timeout_s=timeout, idle_timeout_s=idle_timeout)
 
 
-def sampling_options(temperature: float | None, max_tokens: int | None, seed: int | None) -> Sampling:
-    from qednano.llm.types import Sampling
+def sampling_options(**given: object) -> Sampling:
+    """Sampling settings from command-line options; an option left unset keeps the model's default."""
+    from qednano.llm.types import Sampling  # pydantic models load when a command runs, not for --help
 
-    given = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     return Sampling(**{k: v for k, v in given.items() if v is not None})
 
 

@@ -8,7 +8,7 @@ directory to the next.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -27,13 +27,11 @@ from qednano.cli.common import (
     open_cache,
     optional_path,
     parse_columns,
+    sampling_options,
     user_errors,
 )
 from qednano.records.limits import DEFAULT_MAX_FAILURES
 from qednano.tables import rich_table
-
-if TYPE_CHECKING:
-    from qednano.llm.types import Sampling
 
 data_app = typer.Typer(help="Make and check training data: distill, grade, filter, rubrics, label, difficulty, export, dedup, decontaminate.", no_args_is_help=True)
 
@@ -128,14 +126,6 @@ TriesOpt = Annotated[int, typer.Option(help="Answers drawn per problem before it
 Concurrency = Annotated[int, typer.Option(help="Samples in flight at once (each model's own limit also applies).")]
 
 
-def sampling(temperature: float | None, max_tokens: int | None, reasoning_effort: str | None = None,
-             thinking: bool | None = None) -> Sampling:
-    from qednano.llm.types import Sampling  # pydantic models load when a command runs, not for --help
-
-    given = {"temperature": temperature, "max_tokens": max_tokens, "reasoning_effort": reasoning_effort, "thinking": thinking}
-    return Sampling(**{k: v for k, v in given.items() if v is not None})
-
-
 def done(what: str, path: Path) -> None:
     console.print(f"{what}\nrun directory: [bold]{path}[/]")
 
@@ -165,7 +155,8 @@ def distill(
 
     with user_errors():
         config = DistillConfig(problems=problems, teacher=model, samples=samples, limit=limit, columns=parse_columns(column),
-                               sampling=sampling(temperature, max_tokens, reasoning_effort, thinking), shard_rows=shard_rows, concurrency=concurrency,
+                               sampling=sampling_options(temperature=temperature, max_tokens=max_tokens,
+                                                                 reasoning_effort=reasoning_effort, thinking=thinking), shard_rows=shard_rows, concurrency=concurrency,
                                max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_distill(config, out, open_cache(no_cache))
     statuses = {s: sum(r.attempt.status == s for r in records) for s in ("ok", "no_proof", "failed")}
@@ -192,7 +183,7 @@ def rubrics(
 
     with user_errors():
         config = RubricsConfig(problems=problems, model=model, tries=tries, limit=limit, columns=parse_columns(column),
-                               sampling=sampling(temperature, max_tokens), concurrency=concurrency)
+                               sampling=sampling_options(temperature=temperature, max_tokens=max_tokens), concurrency=concurrency)
         path, results = run_rubrics(config, out, open_cache(no_cache))
     valid = sum(r.status == "ok" for r in results)
     done(f"{valid} valid marking schemes, {len(results) - valid} failed (see rubrics.jsonl)", path)
@@ -299,7 +290,7 @@ def difficulty(
     with user_errors():
         config = DifficultyConfig(problems=problems, policy=model, graders=grader or [], samples=samples, variant=variant,
                                   aggregate=aggregate, grader_samples=grader_samples, min_graded=min_graded, limit=limit,
-                                  columns=parse_columns(column), sampling=sampling(temperature, max_tokens), concurrency=concurrency,
+                                  columns=parse_columns(column), sampling=sampling_options(temperature=temperature, max_tokens=max_tokens), concurrency=concurrency,
                                   max_failures=max_failures, prompts=optional_path(prompts),
                                   timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, results = run_difficulty(config, out, open_cache(no_cache))

@@ -130,7 +130,7 @@ def solve(
 
     statement = read_problem_text(problem)
     llm = open_model(model, open_cache(no_cache), timeout, idle_timeout)
-    sampling = sampling_options(temperature, max_tokens, seed)
+    sampling = sampling_options(temperature=temperature, max_tokens=max_tokens, seed=seed)
     llm.defaults = sampling.merged_over(llm.defaults)  # command-line sampling applies to every call
     overrides = parse_overrides(set_, turns=turns, prompts=optional_path(prompts))
     with user_errors():
@@ -232,7 +232,7 @@ def eval_command(
             scaffold_params=parse_overrides(set_, turns=turns), columns=parse_columns(column), split=split,
             prompts=optional_path(prompts),
             rescale_rubrics=rescale_rubrics, strip_self_evaluation=not keep_self_evaluation,
-            sampling=sampling_options(temperature, max_tokens, seed),
+            sampling=sampling_options(temperature=temperature, max_tokens=max_tokens, seed=seed),
             max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout,
         )
         run_eval(config, out, open_cache(no_cache), console)

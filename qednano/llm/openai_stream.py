@@ -69,9 +69,7 @@ class StreamReader:
             self.done = True
             return None
         try:
-            chunk = json.loads(data)
-        except UnicodeDecodeError:  # a byte that is not UTF-8: read it as the replacement character
-            return self.feed_line(b"data:" + data.decode("utf-8", errors="replace").encode())
+            chunk = event_json(data)
         except ValueError:
             return Failure("malformed", f"a stream event is not JSON: {data[:200].decode(errors='replace')!r}",
                            retryable=True)
@@ -102,6 +100,14 @@ class StreamReader:
             # Neither a finish reason nor [DONE]: the connection dropped mid-answer.
             return Failure("connection", f"the stream ended mid-answer after {self.chunks} chunks", retryable=True)
         return completion_from(self.model, "".join(self.content), "".join(self.reasoning), self.finish_reason, self.usage)
+
+
+def event_json(data: bytes) -> object:
+    """An event's JSON; a byte that is not UTF-8 is read as the replacement character."""
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        return json.loads(data.decode("utf-8", errors="replace"))
 
 
 def stream_error(error: object) -> Failure:

@@ -8,16 +8,26 @@ otherwise. `qednano eval` then runs in a child process on IMO-ProofBench problem
 under $QEDNANO_DATA_DIR) with a grader, in a fresh run directory and call cache, and once more
 on the same run directory: the resume of a finished run, which makes no calls.
 
-Printed, measured in this one run: `qednano --help` time (best of a few), the first run's calls
-per second, the CPU of the eval process per model call, and the resume's wall time over the first
-run's. CPU per call is given twice: `cpu ms per call` is what the calls add, the first run's CPU
-time less the resume's (which starts up, loads the problems, reads the samples and writes the
-report just the same, and makes no call) divided by the calls; the whole process's CPU time over
-the calls, start-up included, is printed beside it, and so is the CPU of importing the openai SDK
-(measured in a process of its own; a fixed cost of the first run, which the resume skips). Only
-the eval process is measured: the server runs in a process of its own.
+Fresh runs at half and at all the samples alternate with a resume of each full run (`--pairs`
+times). Printed: `qednano --help` time (best of a few), the runs' wall and CPU times, calls per
+second, the CPU of the eval process per model call, and the resume's wall time over its run's.
 
-    QEDNANO_DATA_DIR=/work/shared/data python bench/eval_harness.py [--problems 60] [--samples 10]
+`cpu ms per call` is what one more call costs the eval process, the figure that decides how many
+calls a second one client drives over a long job: a full run's CPU time less its half run's, over
+the calls it added, the median over the pairs. Start-up, importing the openai SDK, loading the
+problems and writing the report cost the same in both runs of a pair, so they drop out. Printed
+beside it: the whole process's CPU over its calls (start-up included), a run's CPU less its
+resume's over its calls, and the CPU of importing the SDK (in a process of its own).
+`resume/first wall` is the median over the pairs of a resume's wall time over its full run's.
+Every figure is taken within a pair, minutes apart at most, because this machine's speed drifts
+by a quarter within a quarter of an hour. Only the eval process is measured: the server runs in
+a process of its own.
+
+The child processes keep compiled bytecode (`__pycache__`), as an installed Python does; a
+`PYTHONDONTWRITEBYTECODE` in the environment is dropped for them, or every start would compile
+qednano's modules again.
+
+    QEDNANO_DATA_DIR=/work/shared/data python bench/eval_harness.py [--problems 60] [--samples 10] [--pairs 5]
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from pathlib import Path
 from aiohttp import web
 from machine import processor  # bench/machine.py (the script's own folder is on sys.path)
 
-CLI = [sys.executable, "-c", "from qednano.cli import app; app()"]
+CLI = [sys.executable, "-c", "from qednano.cli import run; run()"]  # as the qednano command runs
 PROOF = ("We argue by induction on n. The base case n = 1 is checked directly. Suppose the claim "
          "holds for n; adding one more term keeps every inequality, as each term is positive. ") * 4
 REASONING = "Try small cases first, then look for an invariant. " * 8
@@ -122,12 +132,19 @@ def calls_made(run_dir: Path) -> int:
     return sum(totals["calls"] for totals in manifest["invocations"][-1]["totals"]["models"].values())
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=60)
     parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=5, help="fresh runs at half and all the samples, alternated")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--keep", type=Path, help="keep the run directory, cache and logs here")
+    parser.add_argument("--keep", type=Path, help="keep the run directories, caches and logs here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process
     args = parser.parse_args()
     if args.serve:
@@ -137,36 +154,56 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="qednano-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     # The progress bars draw as on a terminal, since that is where people wait for them.
-    env = {**os.environ, "QEDNANO_CACHE_DIR": str(work / "cache"), "TTY_COMPATIBLE": os.environ.get("BENCH_TTY", "1"), "COLUMNS": "120"}
+    env = {**os.environ, "TTY_COMPATIBLE": os.environ.get("BENCH_TTY", "1"), "COLUMNS": "120"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed Python runs (see the docstring)
     help_wall = min(timed([*CLI, "--help"], env)[0] for _ in range(5))
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
-        command = [*CLI, "eval", "--bench", "imo-proofbench", "--limit", str(args.problems), "-n", str(args.samples),
-                   "-m", f"openai:bench-prover@{url}", "-g", f"openai:bench-grader@{url}",
-                   "--concurrency", str(args.concurrency), "--out", str(work / "run")]
-        first_wall, first_cpu = timed(command, env, work / "first.log")
-        calls = calls_made(work / "run")
-        resume_wall, resume_cpu = timed(command, env, work / "resume.log")
-        resumed_calls = calls_made(work / "run")
+
+        def run(name: str, samples: int) -> tuple[float, float, int]:
+            """(wall, CPU, calls) of `qednano eval` in run directory `name` with its own cache."""
+            command = [*CLI, "eval", "--bench", "imo-proofbench", "--limit", str(args.problems), "-n", str(samples),
+                       "-m", f"openai:bench-prover@{url}", "-g", f"openai:bench-grader@{url}",
+                       "--concurrency", str(args.concurrency), "--out", str(work / name)]
+            wall, cpu = timed(command, {**env, "QEDNANO_CACHE_DIR": str(work / f"{name}-cache")}, work / f"{name}.log")
+            return wall, cpu, calls_made(work / name)
+
+        half, full, resumed = [], [], []
+        for pair in range(args.pairs):  # the first half run also compiles the modules an eval imports
+            half.append(run(f"half-{pair}", args.samples // 2))
+            full.append(run(f"full-{pair}", args.samples))
+            resumed.append(run(f"full-{pair}", args.samples))
     finally:
         server.terminate()
         server.wait()
-    print(f"processor: {processor()}; load average {os.getloadavg()[0]:.1f}")
-    print(f"qednano --help: {help_wall:.3f} s wall (best of 5)")
-    print(f"first run: {args.problems} problems x {args.samples} samples, {calls} calls, {first_wall:.2f} s wall, "
-          f"{first_cpu:.2f} s CPU, {calls / first_wall:.0f} calls/s")
-    print(f"resume: {resumed_calls} calls, {resume_wall:.2f} s wall, {resume_cpu:.2f} s CPU")
-    print(f"whole process, start-up included: {1000 * first_cpu / calls:.2f} ms CPU per call")
+    calls = full[0][2]
+    added_calls = calls - half[0][2]
+    # Differences and ratios within a pair, then medians (see the docstring).
+    first_wall, first_cpu = median([wall for wall, _, _ in full]), median([cpu for _, cpu, _ in full])
+    resume_wall = median([wall for wall, _, _ in resumed])
+    per_call_cpu = median([f[1] - h[1] for f, h in zip(full, half, strict=True)]) / added_calls
+    per_call_wall = median([f[0] - h[0] for f, h in zip(full, half, strict=True)]) / added_calls
+    resume_ratio = median([r[0] / f[0] for r, f in zip(resumed, full, strict=True)])
+    resume_cpu = median([r[1] for r in resumed])
     sdk_cpu = min(timed([sys.executable, "-c", "import openai, httpx2, aiohttp"], env)[1] for _ in range(3))
     sdk_cpu -= min(timed([sys.executable, "-c", "pass"], env)[1] for _ in range(3))  # the interpreter's own start
-    print(f"importing the openai SDK (once per process, which a resume skips): {sdk_cpu:.2f} s CPU; per call "
-          f"without it {1000 * (first_cpu - resume_cpu - sdk_cpu) / calls:.2f} ms")
-    print(f"cpu ms per call {1000 * (first_cpu - resume_cpu) / calls:.2f}")
-    print(f"resume/first wall {resume_wall / first_wall:.3f}")
-    print(f"(run directory, cache and logs: {work})")
-
-
+    print(f"processor: {processor()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"qednano --help: {help_wall:.3f} s wall (best of 5)")
+    print(f"fresh runs, {args.problems} problems; wall s / CPU s: {args.samples // 2} samples "
+          + " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu, _ in half) + f"; {args.samples} samples "
+          + " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu, _ in full) + "; their resumes "
+          + " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu, _ in resumed))
+    print(f"{args.samples} samples (median of {args.pairs}): {calls} calls, {first_wall:.2f} s wall, "
+          f"{first_cpu:.2f} s CPU, {calls / first_wall:.0f} calls/s; resumed with "
+          f"{max(calls for _, _, calls in resumed)} calls, {resume_wall:.2f} s wall")
+    print(f"one more call: {1000 * per_call_wall:.2f} ms wall, {1 / per_call_wall:.0f} calls/s once started")
+    print(f"whole process, start-up included: {1000 * first_cpu / calls:.2f} ms CPU per call")
+    print(f"run less its resume: {1000 * (first_cpu - resume_cpu) / calls:.2f} ms CPU per call, of which "
+          f"importing the openai SDK (once per process) {1000 * sdk_cpu / calls:.2f}")
+    print(f"cpu ms per call {1000 * per_call_cpu:.2f}")
+    print(f"resume/first wall {resume_ratio:.3f}")
+    print(f"(run directories, caches and logs: {work})")
 
 
 if __name__ == "__main__":

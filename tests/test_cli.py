@@ -1,5 +1,6 @@
 """The command line on scripted models (fast) and on the embedded model (slow)."""
 
+import gc
 import json
 
 import pytest
@@ -8,6 +9,29 @@ from typer.testing import CliRunner
 from qednano.cli import app
 
 runner = CliRunner()
+
+
+def test_the_command_runs_the_cycle_collector_less_often_and_not_at_exit(monkeypatch):
+    import qednano.cli
+
+    seen = []
+
+    def app():
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        raise SystemExit(0)  # as typer ends a command
+
+    monkeypatch.setattr(qednano.cli, "app", app)
+    before = gc.get_threshold()
+    try:
+        with pytest.raises(SystemExit):
+            qednano.cli.run()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    [(threshold, frozen_during)] = seen
+    assert threshold[0] >= 100 * before[0]  # the default young threshold is 700
+    assert frozen_during == 0 and frozen > 0  # frozen on the way out, for the teardown to skip
 
 
 def test_solve_prints_the_proof_and_caches_it(scripted_registry, tmp_path):

@@ -1,5 +1,6 @@
 """The evaluation pipeline, its sample store and run manifests."""
 
+import asyncio
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from qednano.llm.model import Model
 from qednano.llm.scripted import ScriptedBackend
 from qednano.llm.types import Completion, Prices
 from qednano.problems.record import Problem
-from qednano.records.pipeline import evaluate
+from qednano.records.pipeline import evaluate, run_models
 from qednano.records.rundir import Run
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore, StoreError
@@ -45,6 +46,25 @@ def prover(fail_ids=()):
         return "one two three"
 
     return ScriptedBackend(reply, model="prover")
+
+
+def test_jobs_run_on_uvloop_and_close_their_models_after():
+    uvloop = pytest.importorskip("uvloop")
+    model = Model("prover", prover())
+    closed = []
+
+    async def aclose():
+        closed.append(asyncio.get_running_loop())
+
+    model.aclose = aclose
+
+    async def job():
+        assert not closed  # not before the job is done
+        return asyncio.get_running_loop(), await model.complete([{"role": "user", "content": "x"}])
+
+    loop, done = run_models([model], job())
+    assert isinstance(loop, uvloop.Loop) and done.content == "one two three"
+    assert closed == [loop]  # closed on the loop its connections belong to
 
 
 async def test_generate_then_grade_writes_every_sample(tmp_path):
@@ -153,3 +173,48 @@ def test_record_score_rules():
     assert empty.score is None  # not graded yet
     empty = empty.model_copy(update={"grade": Grade(status="no_proof", score=0.0)})
     assert empty.score == 0.0
+
+
+def test_manifest_package_versions_are_read_from_the_metadata_head(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from qednano.records.rundir import PACKAGES, installed_version
+
+    for name in PACKAGES:
+        try:
+            expected = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        assert installed_version(name) == expected, name
+    info = tmp_path / "fake_pkg-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-pkg\nVersion: 1.2.3\n\nVersion: 9.9.9 (a line of the description)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_version("fake-pkg") == "1.2.3"
+    with pytest.raises(metadata.PackageNotFoundError):
+        installed_version("no-such-package-here")
+
+
+def test_manifest_git_revision_names_the_commit_and_local_changes(tmp_path):
+    import subprocess
+
+    from qednano.records.rundir import git_revision
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    revision = git_revision.__wrapped__  # not cached: the checkout changes under it here
+    assert revision(tmp_path) is None  # not a checkout
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    assert revision(tmp_path) is None  # no commit yet
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert revision(tmp_path) == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert revision(tmp_path) == head + "+dirty"
+    git("checkout", "-q", "a.py")
+    (tmp_path / "new.py").write_text("")
+    assert revision(tmp_path) == head + "+dirty"  # an untracked file is a local change too

@@ -1,5 +1,5 @@
 """`python -m qednano.cli ...` (what `torchrun -m qednano.cli` runs on every rank)."""
 
-from qednano.cli import app
+from qednano.cli import run
 
-app()
+run()

@@ -5,8 +5,6 @@ Each is a thin wrapper over one qednano.data module. Every stage writes a run di
 directory to the next.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

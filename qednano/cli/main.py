@@ -4,8 +4,6 @@ Subcommand groups of the floors above evaluation (train, data, view) live in the
 beside this one and are added to `app` here.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -116,7 +114,6 @@ def solve(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Write a proof for one problem, print it, and keep it (with every call) in a run directory."""
-    import asyncio
     import json
 
     from rich.markdown import Markdown
@@ -124,6 +121,7 @@ def solve(
     from rich.text import Text
 
     from qednano.problems.record import Problem
+    from qednano.records.pipeline import run_models
     from qednano.records.rundir import Run, default_run_dir
     from qednano.scaffolds.registry import load_scaffold
     from qednano.secrets import redact
@@ -138,7 +136,7 @@ def solve(
     config = {"problem": statement, "model": model, "scaffold": scaffold, "scaffold_params": overrides,
               "sampling": sampling.model_dump(exclude_unset=True), "sample": sample}
     with Run(out or default_run_dir("solve", Path(model).stem), "solve", config, models=[llm]) as run:
-        attempt = asyncio.run(solve_with_status(solver, Problem(id="cli", statement=statement), sample, llm))
+        attempt = run_models([llm], solve_with_status(solver, Problem(id="cli", statement=statement), sample, llm))
         (run.path / "attempt.json").write_text(json.dumps(redact(attempt.model_dump(mode="json")), indent=2))
     if attempt.status == "failed":
         from qednano.evaluate.commands import print_failures
@@ -156,7 +154,7 @@ def solve(
     console.print(f"[dim]run directory: {literal(run.path)}[/]")
 
 
-async def solve_with_status(solver, problem, sample: int, model: Model):
+async def solve_with_status(solver, problem, sample: int, model: "Model"):
     """Run one scaffold attempt while a status line shows the calls and tokens so far."""
     import asyncio
 
@@ -167,7 +165,6 @@ async def solve_with_status(solver, problem, sample: int, model: Model):
             status.update(f"[bold]{literal(model.name)}[/] is writing a proof… {meter.calls + meter.cached} calls, "
                           f"{meter.usage.completion_tokens} tokens")
             await asyncio.wait([task], timeout=0.25)
-    await model.aclose()
     return task.result()
 
 

@@ -5,8 +5,6 @@ other commands do not need them. Several processes: `torchrun --nproc_per_node N
 train ...` (each rank runs this same command; give --run-dir so they agree on one directory).
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated

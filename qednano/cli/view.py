@@ -1,7 +1,5 @@
 """`qednano view RUN...`: browse run directories (samples, grades, traces, training, data) locally."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -17,14 +17,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from qednano.data.stage import GROWS, check_resumable, load_input, run_models, write_jsonl, write_problems
+from qednano.data.stage import GROWS, check_resumable, load_input, write_jsonl, write_problems
 from qednano.data.structured import JsonAsk, parse_as
 from qednano.llm.cache import CallCache
 from qednano.llm.registry import load_model
 from qednano.llm.types import Messages, Sampling
 from qednano.problems.record import Problem
 from qednano.prompts import fill, load_prompt
-from qednano.records.pipeline import evaluate
+from qednano.records.pipeline import evaluate, run_models
 from qednano.records.rundir import Run, default_run_dir
 from qednano.records.sample import SampleRecord
 from qednano.records.store import SampleStore

@@ -10,7 +10,6 @@ directory another wrote.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from qednano.problems.record import Problem
 from qednano.records import problems as problem_file
 from qednano.records.failures import check_outcome, summarize
 from qednano.records.jsonl import read_jsonl
-from qednano.records.pipeline import closing
+from qednano.records.pipeline import run_models
 from qednano.records.rundir import read_manifest
 from qednano.records.sample import SampleRecord
 from qednano.records.store import load_run
@@ -113,11 +112,6 @@ def check_resumable(run_dir: Path, config: dict[str, Any], may_change: Sequence[
     if changed:
         details = "; ".join(f"{k}: {before.get(k)!r} -> {config.get(k)!r}" for k in changed)
         raise ValueError(f"{run_dir} holds a run with different {', '.join(changed)} ({details}); choose another --out")
-
-
-def run_models(models: Sequence[Model], job: Awaitable[Any]) -> Any:
-    """Await `job` on a fresh event loop, closing the models' connections after."""
-    return asyncio.run(closing(models, job))
 
 
 def run_samples(models: Sequence[Model], job: Awaitable[list[SampleRecord]]) -> list[SampleRecord]:

@@ -38,7 +38,7 @@ from qednano.records.failures import (
     summarize,
     tally,
 )
-from qednano.records.pipeline import Replay, closing, evaluate, evaluate_pairs
+from qednano.records.pipeline import Replay, evaluate, evaluate_pairs, run_models
 from qednano.records.problems import write_problems
 from qednano.records.rundir import Run, default_run_dir, read_manifest
 from qednano.records.sample import SampleRecord
@@ -157,7 +157,7 @@ def run_job(run: Run, store: SampleStore, job) -> list[SampleRecord]:
     records in the store."""
     try:
         with run:
-            records = asyncio.run(closing(run.models, checkpointed(run, job)))
+            records = run_models(run.models, checkpointed(run, job))
             check_outcome(summarize(records))
     except RunFailed as stopped:
         stopped.records = list(store.read().values())

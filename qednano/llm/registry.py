@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from qednano.errors import first_error
@@ -43,6 +42,8 @@ def model_dirs() -> list[Path]:
 
 
 def read_spec_file(path: Path) -> ModelSpec:
+    import yaml  # here: a model given as openai:MODEL@URL reads no file, and PyYAML takes 15 ms to import
+
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

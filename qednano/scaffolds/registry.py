@@ -26,7 +26,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from qednano.errors import first_error
@@ -155,6 +154,8 @@ def load_scaffold_config(path_or_name: str, overrides: dict[str, Any] | None = N
     if path is None:
         name, params, where = path_or_name, {}, ""
     else:
+        import yaml  # here: a bare scaffold name reads no file, and PyYAML takes 15 ms to import
+
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:

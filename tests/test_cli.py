@@ -2,6 +2,7 @@
 
 import gc
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -17,10 +18,12 @@ def test_the_command_runs_the_cycle_collector_less_often_and_not_at_exit(monkeyp
     seen = []
 
     def app():
-        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        seen.append((gc.get_threshold(), gc.get_freeze_count(), os.environ.get("PYDANTIC_DISABLE_PLUGINS")))
         raise SystemExit(0)  # as typer ends a command
 
     monkeypatch.setattr(qednano.cli, "app", app)
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "x")  # so that the undo removes what run() sets
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS")
     before = gc.get_threshold()
     try:
         with pytest.raises(SystemExit):
@@ -29,9 +32,25 @@ def test_the_command_runs_the_cycle_collector_less_often_and_not_at_exit(monkeyp
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
-    [(threshold, frozen_during)] = seen
+    [(threshold, frozen_during, plugins)] = seen
     assert threshold[0] >= 100 * before[0]  # the default young threshold is 700
     assert frozen_during == 0 and frozen > 0  # frozen on the way out, for the teardown to skip
+    assert plugins == "__all__"  # pydantic does not scan every distribution for plugins
+
+
+def test_the_command_leaves_a_pydantic_plugins_setting_given(monkeypatch):
+    import qednano.cli
+
+    seen = []
+    monkeypatch.setattr(qednano.cli, "app", lambda: seen.append(os.environ["PYDANTIC_DISABLE_PLUGINS"]))
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "")
+    before = gc.get_threshold()
+    try:
+        qednano.cli.run()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    assert seen == [""]
 
 
 def test_solve_prints_the_proof_and_caches_it(scripted_registry, tmp_path):
@@ -101,3 +120,13 @@ def test_models_shows_long_names_whole_when_piped(scripted_registry):
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
     assert f"| {long} | scripted | echo |" in result.output
+
+
+def test_text_with_colon_names_is_printed_as_written(capsys):
+    from qednano.cli.common import console, errors
+
+    console.print("Let :x: be the set of all :smile: values.")
+    errors.print(":warning: stays")
+    captured = capsys.readouterr()
+    assert ":x:" in captured.out and ":smile:" in captured.out and "😄" not in captured.out
+    assert ":warning: stays" in captured.err

@@ -20,6 +20,9 @@ HEAVY = (
 # slow to build; typer itself imports pydantic), YAML or the cache.
 NOT_FOR_HELP = (*HEAVY, "numpy", "yaml", "sqlite3", "qednano.llm.types", "qednano.records.sample")
 
+# Scaffolds an eval with the default scaffold (direct) has no use for: each is imported when used.
+OTHER_SCAFFOLDS = tuple(f"qednano.scaffolds.{name}" for name in ("reasoning_cache", "rsa", "verify_refine", "self_check", "tournament"))
+
 # Scripted models for the eval runs: a prover, and a grader that writes the verdict line.
 SCRIPTS = textwrap.dedent(
     """
@@ -75,7 +78,8 @@ def test_resuming_a_finished_eval_imports_no_heavy_dependency(scripted_registry,
         (scripted_registry / f"{name}.yaml").write_text(
             f"name: {name}\nbackend: openai\nmodel: {name}\nbase_urls: [http://127.0.0.1:9/v1]\n")
     report = (run / "report.json").read_text()
-    assert heavy_imports(*args, watched=(*HEAVY, "numpy")) == []  # the report is reused, not computed again
+    # The report is reused, not computed again; other scaffolds are not imported.
+    assert heavy_imports(*args, watched=(*HEAVY, "numpy", *OTHER_SCAFFOLDS)) == []
     assert (run / "report.json").read_text() == report
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["resumes"] == 1 and manifest["status"] == "finished"

@@ -2,6 +2,7 @@
 `python -m qednano.cli` (what `torchrun -m qednano.cli` runs on every rank) call it."""
 
 import gc
+import os
 import platform
 
 from qednano.cli.main import app
@@ -17,6 +18,11 @@ def run() -> None:
         # of an eval at instant answers, and of its resume. Run it less often, as mypy does;
         # memory that reference counting frees is freed as before.
         gc.set_threshold(200_000, 30, 30)
+    # pydantic looks for plugins (observability hooks) by reading the entry points of every
+    # installed distribution before it builds the first model: 30-50 ms of each start with
+    # torch and transformers installed. qednano uses none; setting the variable yourself
+    # (to "" to load them all) wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
     finally:

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, YAML path, checkpoint folder, or openai:MODEL@URL.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the call cache.")]
 
-console = Console()
-errors = Console(stderr=True)
+# No emoji codes: a model's text or a problem holding ":name:" is printed as written (and rich's
+# table of emoji names is not loaded).
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 
 def open_cache(disabled: bool) -> "CallCache | None":

@@ -425,6 +425,42 @@ async def test_a_server_that_ignores_stream_is_read_as_one_body():
     assert done.ok and done.content == "whole body" and done.usage.completion_tokens == 2
 
 
+async def test_stream_false_asks_for_one_body_and_reads_it(server):
+    server.push(reply("the proof", reasoning="first thoughts", usage={"prompt_tokens": 5, "completion_tokens": 9}))
+    spec = ModelSpec(name="t", backend="openai", model="fault-model", base_urls=[server.url], stream=False)
+    backend = OpenAIBackend.from_spec(spec)
+    done = await backend.complete(HELLO, Sampling(max_tokens=50))
+    await backend.aclose()
+    [request] = server.requests
+    assert request.body["stream"] is False and "stream_options" not in request.body
+    assert done.ok and (done.content, done.reasoning) == ("the proof", "first thoughts")
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (5, 9)
+
+
+async def test_stream_false_waits_past_the_idle_timeout_for_a_long_answer(server):
+    # A server working on a long answer sends nothing until it is done: that is no hang, so only
+    # the total timeout applies. The same silence from a streaming model is one.
+    server.push(reply("worth the wait", delay_s=0.8), reply("worth the wait", delay_s=0.8))
+    quiet = make_backend(server.url, timeout_s=5.0, idle_timeout_s=0.3, max_retries=0, stream=False)
+    streaming = make_backend(server.url, timeout_s=5.0, idle_timeout_s=0.3, max_retries=0)
+    done, hung = await quiet.complete(HELLO, Sampling()), await streaming.complete(HELLO, Sampling())
+    await quiet.aclose()
+    await streaming.aclose()
+    assert done.ok and done.content == "worth the wait"
+    assert hung.error_kind == "timeout" and "idle timeout" in hung.error
+    server.push(hang(60))
+    bounded = make_backend(server.url, timeout_s=0.5, idle_timeout_s=0.1, max_retries=0, stream=False)
+    done = await bounded.complete(HELLO, Sampling())
+    await bounded.aclose()
+    assert done.error_kind == "timeout"  # the total timeout still ends a hang
+
+
+def test_stream_false_is_for_openai_models_only():
+    with pytest.raises(ValueError, match="stream: false applies to openai models only"):
+        ModelSpec(name="t", backend="embedded", model="smollm2", stream=False)
+    assert ModelSpec(name="t", backend="embedded", model="smollm2").stream
+
+
 def test_timeouts_come_from_the_model_file_and_the_command_line():
     spec = ModelSpec(name="t", backend="openai", model="m", base_urls=["http://x/v1"], timeout_s=900, idle_timeout_s=45)
     backend = OpenAIBackend.from_spec(spec)

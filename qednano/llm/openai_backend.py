@@ -15,7 +15,10 @@ transform, which took more CPU than the rest of a call at instant answers.
   Two clocks run per attempt: the idle timeout (no chunk for `idle_timeout_s`: a hung
   connection, retried) and the total timeout (`timeout_s`, for the whole answer; a 49k-token
   proof can legitimately stream for most of an hour). A server that answers a stream request
-  with one JSON body is read as well.
+  with one JSON body is read as well. With `stream=False` (a model file's `stream: false`) the
+  answer is asked for as one body: the client parses it once instead of once per token, which
+  at scale is most of its CPU per call, and only the total timeout applies (a server working
+  on a long answer sends nothing until it is done).
 
 - Several base URLs are load-balanced: each call goes to the endpoint with the fewest calls in
   flight; an endpoint that just failed is benched (tried after the others) for a growing while.
@@ -96,6 +99,7 @@ class OpenAIBackend:
         idle_timeout_s: float = 120.0,
         max_retries: int = 6,
         reasoning_model: bool = False,
+        stream: bool = True,
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
         retry_after_cap_s: float = 120.0,
@@ -110,6 +114,7 @@ class OpenAIBackend:
         self.idle_timeout_s = idle_timeout_s
         self.max_retries = max_retries
         self.reasoning_model = reasoning_model
+        self.stream = stream
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.retry_after_cap_s = retry_after_cap_s
@@ -136,6 +141,7 @@ class OpenAIBackend:
             idle_timeout_s=spec.idle_timeout_s,
             max_retries=spec.max_retries,
             reasoning_model=spec.reasoning_model,
+            stream=spec.stream,
         )
 
     async def complete(self, messages: Messages, sampling: Sampling) -> Completion:
@@ -175,8 +181,9 @@ class OpenAIBackend:
 
     def request_body(self, messages: Messages, sampling: Sampling) -> dict:
         """The JSON body of a chat completion request; unset settings are left out."""
-        args: dict = {"model": self.model, "messages": messages, "stream": True,
-                      "stream_options": {"include_usage": True}}
+        args: dict = {"model": self.model, "messages": messages, "stream": self.stream}
+        if self.stream:
+            args["stream_options"] = {"include_usage": True}
         optional = {"temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
                     "reasoning_effort": sampling.reasoning_effort, "stop": list(sampling.stop) or None}
         args.update({name: value for name, value in optional.items() if value is not None})
@@ -225,7 +232,8 @@ class OpenAIBackend:
     async def _attempt(self, endpoint: Endpoint, request: dict) -> Completion | Failure:
         import openai  # for the exception classes (loaded by _open_clients)
 
-        clocks = Clocks(self.timeout_s, self.idle_timeout_s)
+        # One body arrives only when the answer is done: no idle clock then, the total one alone.
+        clocks = Clocks(self.timeout_s, self.idle_timeout_s if self.stream else self.timeout_s)
         try:
             async with asyncio.timeout_at(clocks.deadline()) as timer:  # a time on the loop's clock, not a delay
                 outcome = await self._read(endpoint, request, lambda: clocks.heard(timer))
@@ -240,7 +248,7 @@ class OpenAIBackend:
         return outcome
 
     async def _read(self, endpoint: Endpoint, request: dict, heard) -> Completion | Failure:
-        """One streamed answer; `heard()` restarts the idle clock whenever bytes arrive."""
+        """One answer, streamed or in one body; `heard()` restarts the idle clock whenever bytes arrive."""
         import httpx2  # the SDK's HTTP layer, loaded with it
 
         http = await endpoint.client.post(endpoint.chat_url, body=request, cast_to=httpx2.Response, options=endpoint.options)

@@ -36,6 +36,11 @@ class ModelSpec(BaseModel):
                              "legitimately stream for most of an hour).")
     idle_timeout_s: float = Field(120.0, gt=0, description="Seconds without a streamed token (or the first one) "
                                   "before a call counts as hung and is retried.")
+    stream: bool = Field(
+        True,
+        description="openai backend: stream answers (the idle timeout then catches hung connections). false asks "
+        "for one body: a long answer costs the client one parse instead of one per token, and only timeout_s applies.",
+    )
     max_retries: int = Field(6, ge=0, description="Retries of transient failures before recording one.")
     reasoning_model: bool = Field(False, description="Send max_completion_tokens (OpenAI reasoning models).")
     identity: str | None = Field(None, description="Cache identity; defaults to backend + model + URLs.")
@@ -53,6 +58,14 @@ class ModelSpec(BaseModel):
         "server does not report, and its chat template is checked against thinking_in_prompt.",
     )
     description: str = ""
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_is_for_openai_models(cls, stream: bool, info: ValidationInfo) -> bool:
+        backend = info.data.get("backend")
+        if not stream and backend != "openai":
+            raise ValueError(f"stream: false applies to openai models only, not to backend {backend!r}")
+        return stream
 
     @field_validator("precision")
     @classmethod

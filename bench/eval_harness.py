@@ -27,7 +27,7 @@ The child processes keep compiled bytecode (`__pycache__`), as an installed Pyth
 `PYTHONDONTWRITEBYTECODE` in the environment is dropped for them, or every start would compile
 qednano's modules again.
 
-    QEDNANO_DATA_DIR=/work/shared/data python bench/eval_harness.py [--problems 60] [--samples 10] [--pairs 5]
+    QEDNANO_DATA_DIR=/work/shared/data python bench/eval_harness.py [--problems 60] [--samples 10] [--pairs 7]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=60)
     parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--pairs", type=int, default=5, help="fresh runs at half and all the samples, alternated")
+    parser.add_argument("--pairs", type=int, default=7, help="fresh runs at half and all the samples, alternated")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--keep", type=Path, help="keep the run directories, caches and logs here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process

@@ -19,8 +19,8 @@ problems and writing the report cost the same in both runs of a pair, so they dr
 beside it: the whole process's CPU over its calls (start-up included), a run's CPU less its
 resume's over its calls, and the CPU of importing the SDK (in a process of its own).
 `resume/first wall` is the median over the pairs of a resume's wall time over its full run's.
-Every figure is taken within a pair, minutes apart at most, because this machine's speed drifts
-by a quarter within a quarter of an hour. Only the eval process is measured: the server runs in
+Every figure is taken within a pair, seconds apart, because this machine's speed swings by up
+to 40% within minutes. Only the eval process is measured: the server runs in
 a process of its own.
 
 The child processes keep compiled bytecode (`__pycache__`), as an installed Python does; a

@@ -46,9 +46,9 @@ def package_versions() -> dict[str, str]:
 
 
 def installed_version(name: str) -> str:
-    """`metadata.version(name)`, from the `Version:` line in the head of the package's metadata
-    file: `version()` parses the whole file as an email message, long description and all, which
-    made it about 2 ms a package (8 times this)."""
+    """`metadata.version(name)`, read from the `Version:` line in the head of the package's
+    metadata file: `version()` parses the whole file as an email message, long description and
+    all, about 2 ms a package, eight times as long."""
     dist = metadata.distribution(name)
     for line in (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").splitlines():
         if not line:

@@ -41,6 +41,11 @@ REPLY = json.dumps({
 }).encode()
 
 
+def event(data: dict) -> bytes:
+    """One server-sent event, as OpenAI-compatible servers frame a chunk."""
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
 async def serve() -> None:
     """The loopback server: a fixed reply, no logging; prints its port and runs until killed."""
 
@@ -64,11 +69,11 @@ async def serve() -> None:
         base = {"id": "bench", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
         for _ in range(tokens):
             await asyncio.sleep(gap)
-            event = {**base, "choices": [{"index": 0, "delta": {"content": " step"}, "finish_reason": None}]}
-            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            delta = {**base, "choices": [{"index": 0, "delta": {"content": " step"}, "finish_reason": None}]}
+            await response.write(event(delta))
         end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         usage = {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}}
-        await response.write(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (end, usage)) + b"data: [DONE]\n\n")
+        await response.write(event(end) + event(usage) + b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 

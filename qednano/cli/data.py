@@ -152,9 +152,10 @@ def distill(
     from qednano.data.distill import DistillConfig, run_distill
 
     with user_errors():
+        sampling = sampling_options(temperature=temperature, max_tokens=max_tokens, reasoning_effort=reasoning_effort,
+                                    thinking=thinking)
         config = DistillConfig(problems=problems, teacher=model, samples=samples, limit=limit, columns=parse_columns(column),
-                               sampling=sampling_options(temperature=temperature, max_tokens=max_tokens,
-                                                                 reasoning_effort=reasoning_effort, thinking=thinking), shard_rows=shard_rows, concurrency=concurrency,
+                               sampling=sampling, shard_rows=shard_rows, concurrency=concurrency,
                                max_failures=max_failures, timeout_s=timeout, idle_timeout_s=idle_timeout)
         path, records = run_distill(config, out, open_cache(no_cache))
     statuses = {s: sum(r.attempt.status == s for r in records) for s in ("ok", "no_proof", "failed")}

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import ssl
 import time
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING
 
 from qednano.llm.openai_stream import CONTEXT_LENGTH, Failure, StreamReader, parse_completion
 from qednano.llm.types import Completion, Messages, Sampling
+from qednano.secrets import redact
 
 if TYPE_CHECKING:
     import openai
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BEARER = re.compile(r"Bearer\s+\S+")
 ERROR_TEXT_LIMIT = 500  # characters of a server's error body worth keeping (HTML pages are long)
 # The header `with_streaming_response` sets (openai._constants.RAW_RESPONSE_HEADER): hand back
 # the response unread, so its lines can be read as they arrive.
@@ -72,7 +71,6 @@ class Endpoint:
     url: str
     client: openai.AsyncOpenAI | None = None  # made at the backend's first call
     chat_url: str = ""  # {url}/chat/completions: an absolute URL, which the SDK need not merge with its base
-    options: dict | None = None  # the SDK request options of every call (headers)
     in_flight: int = 0
     failures: int = 0  # consecutive failures that blame the server
     benched_until: float = 0.0  # time.monotonic() before which others are tried first
@@ -122,6 +120,7 @@ class OpenAIBackend:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._picks = 0
         self.endpoints = [Endpoint(url) for url in base_urls]
+        self.request_options: dict = {}  # the SDK options of every request (headers), set with the clients
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OpenAIBackend:
@@ -169,7 +168,7 @@ class OpenAIBackend:
             if isinstance(outcome, Completion):
                 endpoint.succeeded()
                 return outcome.model_copy(update={"latency_s": latency})
-            outcome.message = redact(outcome.message, self.api_key)
+            outcome.message = redact(outcome.message, [self.api_key])
             if outcome.retryable:
                 endpoint.failed()
             if not outcome.retryable or attempts > self.max_retries:
@@ -227,7 +226,7 @@ class OpenAIBackend:
                 http_client=openai.DefaultAioHttpClient(verify=tls_context()),
             )
             endpoint.chat_url = str(endpoint.client.base_url).rstrip("/") + "/chat/completions"
-            endpoint.options = {"headers": {RAW_STREAM: "stream", **{name: openai.Omit() for name in TELEMETRY}}}
+        self.request_options = {"headers": {RAW_STREAM: "stream", **{name: openai.Omit() for name in TELEMETRY}}}
 
     async def _attempt(self, endpoint: Endpoint, request: dict) -> Completion | Failure:
         import openai  # for the exception classes (loaded by _open_clients)
@@ -251,7 +250,8 @@ class OpenAIBackend:
         """One answer, streamed or in one body; `heard()` restarts the idle clock whenever bytes arrive."""
         import httpx2  # the SDK's HTTP layer, loaded with it
 
-        http = await endpoint.client.post(endpoint.chat_url, body=request, cast_to=httpx2.Response, options=endpoint.options)
+        http = await endpoint.client.post(endpoint.chat_url, body=request, cast_to=httpx2.Response,
+                                          options=self.request_options)
         reader = StreamReader(self.model)
         try:
             heard()
@@ -286,12 +286,6 @@ def tls_context() -> ssl.SSLContext:
     import httpx2
 
     return httpx2.create_ssl_context()
-
-
-def redact(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return BEARER.sub("Bearer [redacted]", text)
 
 
 def status_failure(url: str, err: openai.APIStatusError) -> Failure:

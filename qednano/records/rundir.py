@@ -33,6 +33,8 @@ PACKAGES = (
     "qednano", "torch", "transformers", "trl", "accelerate", "datasets", "openai",
     "onnxruntime-genai", "math-verify", "pydantic",
 )
+
+
 @cache
 def package_versions() -> dict[str, str]:
     """The versions of the packages that decide a run's numbers, read once per process."""
